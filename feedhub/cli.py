@@ -1,0 +1,255 @@
+"""The ``feedhub`` command line: check, poll, build, serve, status.
+
+Exit codes: 0 success, 2 bad configuration or usage, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from feedhub import __version__
+from feedhub.config import DEFAULT_PATH, Config, Source, load_config
+from feedhub.errors import ConfigError, FeedhubError
+from feedhub.fetch import Fetcher
+from feedhub.log import setup_logging
+from feedhub.model import PollOutcome, PollStatus, SourceState, utcnow
+from feedhub.pipeline import Deps, changed_categories, poll_sources, republish
+from feedhub.server import create_app, serve
+from feedhub.store import Store, open_store
+
+T = TypeVar("T")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
+    """Map feedhub errors to messages and exit codes, never a traceback."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except ConfigError as e:
+            click.echo(f"feedhub: invalid configuration:\n{e}", err=True)
+            sys.exit(EXIT_USAGE)
+        except FeedhubError as e:
+            click.echo(f"feedhub: {e}", err=True)
+            sys.exit(EXIT_FAILURE)
+        except KeyboardInterrupt:
+            sys.exit(130)
+    return wrapper
+
+
+def _config(ctx: click.Context) -> Config:
+    cfg: Config = ctx.obj["config"] if "config" in ctx.obj else load_config(ctx.obj["path"])
+    ctx.obj["config"] = cfg
+    return cfg
+
+
+async def _with_store(config: Config, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = await open_store(config.store_path)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="FEEDHUB_CONFIG",
+              default=DEFAULT_PATH, show_default=True, help="feeds.yaml to use ($FEEDHUB_CONFIG).")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.version_option(__version__, prog_name="feedhub")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, log_level: str) -> None:
+    """feedhub: follow RSS/Atom sources and republish them as merged per-category feeds."""
+    setup_logging(log_level)
+    ctx.ensure_object(dict)
+    ctx.obj["path"] = config_path
+
+
+@cli.command()
+@click.pass_context
+@_handles_errors
+def check(ctx: click.Context) -> None:
+    """Validate feeds.yaml; exit 0, or 2 with the errors."""
+    config = _config(ctx)
+    click.echo(f"{config.path}: ok — {len(config.categories)} categories, "
+               f"{len(config.sources)} sources")
+
+
+_LABELS = {
+    PollStatus.OK: "ok", PollStatus.NOT_MODIFIED: "not modified", PollStatus.UNCHANGED: "unchanged",
+    PollStatus.GONE: "gone", PollStatus.RATE_LIMITED: "rate limited", PollStatus.SKIPPED: "skipped",
+    PollStatus.ERROR: "error"}
+
+
+def _describe(o: PollOutcome) -> str:
+    text = f"{_LABELS[o.status]:<13} {o.source_url}"
+    if o.status is PollStatus.OK:
+        text += f"  {o.new} new, {o.updated} updated"
+    if o.error:
+        text += f"  — {o.error}"
+    if o.moved_to:
+        text += f"  (moved permanently to {o.moved_to}: update feeds.yaml)"
+    return text
+
+
+@cli.command()
+@click.option("--source", "source_url", metavar="URL", help="Poll only this source.")
+@click.option("--force", is_flag=True, help="Poll gone and rate-limited sources too, and "
+              "re-read unchanged bodies.")
+@click.pass_context
+@_handles_errors
+def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
+    """Fetch every (or one) source now, store, and republish what changed."""
+    config = _config(ctx)
+    sources = config.sources
+    if source_url is not None:
+        sources = tuple(s for s in sources if s.url == source_url)
+        if not sources:
+            raise click.UsageError(f"no source with URL {source_url} in {config.path}")
+
+    async def work(store: Store) -> list[PollOutcome]:
+        async with Fetcher(config.site.base_url) as fetcher:
+            outcomes = await poll_sources(Deps(config=config, store=store, fetcher=fetcher),
+                                          sources, force=force)
+        slugs = changed_categories(config, outcomes)
+        if slugs or not await store.documents():
+            await republish(store, config, slugs or None, config.public_dir)
+        return outcomes
+
+    outcomes = _run(_with_store(config, work))
+    for o in outcomes:
+        click.echo(_describe(o))
+    failed = sum(o.status in (PollStatus.ERROR, PollStatus.RATE_LIMITED, PollStatus.GONE)
+                 for o in outcomes)
+    click.echo(f"polled {len(outcomes)} sources: {sum(o.new for o in outcomes)} new, "
+               f"{sum(o.updated for o in outcomes)} updated entries, {failed} failed")
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write into (default: <data_dir>/public).")
+@click.pass_context
+@_handles_errors
+def build(ctx: click.Context, out_dir: Path | None) -> None:
+    """Render every output from the store into a folder, each file atomically."""
+    from feedhub.publish.static import write_documents
+
+    config = _config(ctx)
+    target = out_dir or config.public_dir
+
+    async def work(store: Store) -> int:
+        await republish(store, config)
+        return write_documents(await store.documents(), target)
+
+    count = _run(_with_store(config, work))
+    click.echo(f"wrote {count} files to {target}")
+
+
+def _listen(value: str | None, config: Config) -> tuple[str, int]:
+    if value is None:
+        return config.listen_host, config.listen_port
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter("use HOST:PORT, such as 127.0.0.1:8080", param_hint="--listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@cli.command("serve")
+@click.option("--listen", metavar="HOST:PORT", help="Address to listen on (default: server.listen).")
+@click.pass_context
+@_handles_errors
+def serve_command(ctx: click.Context, listen: str | None) -> None:
+    """Serve the outputs over HTTP, without polling."""
+    config = _config(ctx)
+    host, port = _listen(listen, config)
+
+    async def work(store: Store) -> None:
+        if not await store.documents():
+            await republish(store, config)
+        click.echo(f"serving {config.site.title} on http://{host}:{port}/", err=True)
+        await serve(create_app(store), host, port)
+
+    _run(_with_store(config, work))
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = int((now - when).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
+            else f"{seconds // 3600}h" if seconds < 172800 else f"{seconds // 86400}d")
+    return f"in {text}" if future else f"{text} ago"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@_handles_errors
+def status(ctx: click.Context, as_json: bool) -> None:
+    """One row per source: last poll, HTTP status, entries, errors, next poll."""
+    config = _config(ctx)
+
+    async def work(store: Store) -> tuple[dict[str, SourceState], dict[str, int]]:
+        return {s.url: s for s in await store.source_states()}, await store.entry_counts()
+
+    states, counts = _run(_with_store(config, work))
+    now = utcnow()
+    if as_json:
+        click.echo(json.dumps([_status_row(s, states.get(s.url), counts.get(s.url, 0))
+                               for s in config.sources], ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'source':<50} {'category':<20} {'last poll':>10} {'status':<13} {'http':>4} "
+               f"{'entries':>7} {'next poll':>10}  error")
+    for source in config.sources:
+        st = states.get(source.url)
+        if st is None:
+            click.echo(f"{source.url[:50]:<50} {source.category[:20]:<20} {'-':>10} "
+                       f"{'never polled':<13} {'-':>4} {counts.get(source.url, 0):>7} {'soon':>10}")
+            continue
+        nxt = "never" if st.next_poll_at is None else _ago(st.next_poll_at, now)
+        line = (f"{source.url[:50]:<50} {source.category[:20]:<20} {_ago(st.last_poll_at, now):>10} "
+                f"{st.last_status or '-':<13} {st.http_status or '-':>4} "
+                f"{counts.get(source.url, 0):>7} {nxt:>10}  {st.error or ''}")
+        if st.moved_to:
+            line += f" moved permanently to {st.moved_to}: update feeds.yaml"
+        click.echo(line)
+
+
+def _status_row(source: Source, st: SourceState | None, entries: int) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "source": source.url, "category": source.category,
+        "name": source.name or (st.feed_title if st else None),
+        "status": st.last_status if st else "never_polled",
+        "http_status": st.http_status if st else None,
+        "last_poll": iso(st.last_poll_at) if st else None,
+        "last_success": iso(st.last_success_at) if st else None,
+        "next_poll": iso(st.next_poll_at) if st else None,
+        "entries": entries,
+        "failures": st.failures if st else 0,
+        "error": st.error if st else None,
+        "moved_to": st.moved_to if st else None,
+    }
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(obj={})

@@ -1,0 +1,376 @@
+"""Load and validate ``feeds.yaml`` into a frozen :class:`Config`.
+
+Validation is strict: unknown keys, bad URLs, durations, time zones or
+encodings, undefined categories and duplicate sources are all reported
+together, each with the file, line and field and a hint on how to fix it.
+This module owns the file format; nothing else reads YAML.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from feedhub.errors import ConfigError, ConfigIssue
+
+DEFAULT_PATH = Path("feeds.yaml")
+RESERVED_SLUGS = frozenset({"all", "q"})
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Site:
+    """Who the hub is and where readers reach it."""
+
+    title: str
+    #: Absolute http(s) URL ending in ``/``; ids and self links derive from it.
+    base_url: str
+    timezone: ZoneInfo
+    data_dir: Path
+    #: Base URL that ``rsshub:/route`` source URLs expand against.
+    rsshub: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    """A group of sources republished as one feed."""
+
+    slug: str
+    #: The label every entry republished here is tagged with.
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """One feed to poll, with its settings resolved against the defaults."""
+
+    url: str
+    category: str
+    name: str | None
+    interval: timedelta
+    timezone: ZoneInfo
+    encoding: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """A validated ``feeds.yaml``."""
+
+    path: Path
+    site: Site
+    listen_host: str
+    listen_port: int
+    max_entries: int
+    categories: Mapping[str, Category]
+    sources: tuple[Source, ...]
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite file inside the data directory."""
+        return self.site.data_dir / "feedhub.sqlite3"
+
+    @property
+    def public_dir(self) -> Path:
+        """Where ``build`` and ``poll`` publish static files by default."""
+        return self.site.data_dir / "public"
+
+    def source(self, url: str) -> Source | None:
+        """The configured source with this URL, if any."""
+        return next((s for s in self.sources if s.url == url), None)
+
+    def sources_in(self, slug: str) -> tuple[Source, ...]:
+        """The sources of one category (every source for ``all``)."""
+        if slug == "all":
+            return self.sources
+        return tuple(s for s in self.sources if s.category == slug)
+
+
+# --- the file schema (pydantic does the field checks) -------------------------------
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f"invalid duration {value!r}: use a number and a unit s, m, h or d, such as 30s, 15m, 2h"
+        )
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 30:
+        raise ValueError(f"duration {value!r} is too short: poll no more often than every 30s")
+    return timedelta(seconds=seconds)
+
+
+def _http_url(value: Any) -> str:
+    text = str(value).strip()
+    if text.startswith("rsshub:"):
+        return text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"invalid URL {value!r}: write an absolute http:// or https:// URL"
+            " (or rsshub:/route for the RSSHub instance in site.rsshub)"
+        )
+    return text
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as Asia/Shanghai or UTC"
+        ) from None
+    return str(value)
+
+
+def _encoding(value: Any) -> str:
+    try:
+        return codecs.lookup(str(value)).name
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r}: use a name such as gb18030, big5 or utf-8") from None
+
+
+def _listen(value: Any) -> str:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {value!r}: write HOST:PORT, such as 127.0.0.1:8080")
+    return str(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
+EncodingName = Annotated[str, BeforeValidator(_encoding)]
+Listen = Annotated[str, BeforeValidator(_listen)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class _SiteModel(_Strict):
+    title: str = Field(min_length=1)
+    base_url: HttpUrl
+    timezone: TimeZoneName = "Asia/Shanghai"
+    data_dir: str = "data"
+    rsshub: HttpUrl = "https://rsshub.app/"
+
+
+class _ServerModel(_Strict):
+    listen: Listen = "127.0.0.1:8080"
+
+
+class _DefaultsModel(_Strict):
+    interval: Duration = timedelta(minutes=15)
+    max_entries: int = Field(default=50, ge=1, le=10000)
+
+
+class _CategoryModel(_Strict):
+    title: str = Field(min_length=1)
+    description: str = ""
+
+
+class _SourceModel(_Strict):
+    url: HttpUrl
+    category: str
+    name: str | None = None
+    interval: Duration | None = None
+    timezone: TimeZoneName | None = None
+    encoding: EncodingName | None = None
+
+
+class _FileModel(_Strict):
+    site: _SiteModel
+    server: _ServerModel = _ServerModel()
+    defaults: _DefaultsModel = _DefaultsModel()
+    categories: dict[str, _CategoryModel] = Field(min_length=1)
+    sources: list[_SourceModel] = Field(default_factory=list)
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "": _FileModel,
+    "site": _SiteModel,
+    "server": _ServerModel,
+    "defaults": _DefaultsModel,
+    "categories": _CategoryModel,
+    "sources": _SourceModel,
+}
+
+
+# --- loading --------------------------------------------------------------------
+
+
+def load_config(path: Path | str = DEFAULT_PATH) -> Config:
+    """Read, validate and resolve a ``feeds.yaml``.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid; every problem found
+            is listed with file, line, field and a hint.
+    """
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(name, None, "", "file not found",
+                                       "pass --config PATH or set FEEDHUB_CONFIG")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([ConfigIssue(name, None, "", f"cannot read the file ({e})",
+                                       "check its permissions and that it is UTF-8")]) from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate the YAML ``text`` of the file at ``path`` (see :func:`load_config`)."""
+    name = str(path)
+    try:
+        tree = YAML(typ="rt").load(text)
+    except MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        raise ConfigError([ConfigIssue(name, line, "", f"not valid YAML: {e.problem}",
+                                       "check indentation and quoting around this line")]) from None
+    if not isinstance(tree, CommentedMap):
+        raise ConfigError([ConfigIssue(name, 1, "", "the file must be a mapping with site:, "
+                                       "categories: and sources:", "see the example feeds.yaml")])
+    try:
+        model = _FileModel.model_validate(_plain(tree))
+    except ValidationError as e:
+        raise ConfigError([_issue_from_pydantic(name, tree, err) for err in e.errors()]) from None
+    return _resolve(model, tree, path)
+
+
+def _plain(node: Any) -> Any:
+    """Ruamel's commented containers as plain dicts and lists (keys as strings)."""
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _resolve(model: _FileModel, tree: CommentedMap, path: Path) -> Config:
+    name = str(path)
+    issues: list[ConfigIssue] = []
+    for slug in model.categories:
+        if not _SLUG.match(slug) or slug in RESERVED_SLUGS:
+            issues.append(ConfigIssue(
+                name, _line(tree, ("categories", slug)), f"categories.{slug}",
+                f"invalid category slug {slug!r}",
+                "use lower-case letters, digits, - and _ (not 'all' or 'q'); it becomes a URL path"))
+    site_tz = model.site.timezone
+    rsshub = model.site.rsshub.rstrip("/") + "/"
+    base_url = model.site.base_url.rstrip("/") + "/"
+    sources: list[Source] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(model.sources):
+        url = raw.url
+        if url.startswith("rsshub:"):
+            url = rsshub + url.removeprefix("rsshub:").lstrip("/")
+        field = f"sources[{i}]"
+        if raw.category not in model.categories:
+            known = ", ".join(model.categories)
+            issues.append(ConfigIssue(
+                name, _line(tree, ("sources", i, "category")), f"{field}.category",
+                f"category {raw.category!r} is not defined",
+                f"define it under categories: or use one of: {known}"))
+        if url in seen:
+            issues.append(ConfigIssue(
+                name, _line(tree, ("sources", i, "url")), f"{field}.url",
+                f"duplicate source {url}", f"it is already sources[{seen[url]}]; remove one"))
+        seen.setdefault(url, i)
+        sources.append(Source(
+            url=url,
+            category=raw.category,
+            name=raw.name,
+            interval=raw.interval or model.defaults.interval,
+            timezone=ZoneInfo(raw.timezone or site_tz),
+            encoding=raw.encoding,
+        ))
+    if issues:
+        raise ConfigError(issues)
+    host, _, port = model.server.listen.rpartition(":")
+    data_dir = Path(model.site.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = path.resolve().parent / data_dir
+    return Config(
+        path=path,
+        site=Site(title=model.site.title, base_url=base_url, timezone=ZoneInfo(site_tz),
+                  data_dir=data_dir, rsshub=rsshub),
+        listen_host=host.strip("[]"),
+        listen_port=int(port),
+        max_entries=model.defaults.max_entries,
+        categories={slug: Category(slug=slug, title=c.title, description=c.description)
+                    for slug, c in model.categories.items()},
+        sources=tuple(sources),
+    )
+
+
+# --- locating errors --------------------------------------------------------------
+
+
+def _line(tree: Any, loc: tuple[str | int, ...]) -> int | None:
+    """1-based line of the deepest node along ``loc`` that exists in the YAML tree."""
+    node, line = tree, None
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    if line is None and hasattr(tree, "lc"):
+        return int(tree.lc.line) + 1
+    return line
+
+
+def _field_name(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _section(parent: tuple[str | int, ...]) -> type[BaseModel]:
+    """The schema model of the mapping at ``parent``."""
+    return _SECTIONS.get(str(parent[0]), _FileModel) if parent else _FileModel
+
+
+def _issue_from_pydantic(name: str, tree: Any, err: Any) -> ConfigIssue:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    message = str(err["msg"]).removeprefix("Value error, ")
+    hint = ""
+    if kind == "extra_forbidden":
+        allowed = ", ".join(_section(loc[:-1]).model_fields)
+        message = f"unknown key {loc[-1]!r}"
+        hint = f"check its spelling; allowed here: {allowed}"
+    elif kind == "missing":
+        message = "required field is missing"
+        hint = f"add {loc[-1]}: to this section"
+    elif ": " in message and kind == "value_error":
+        message, _, hint = message.partition(": ")
+    elif kind in ("dict_type", "model_type"):
+        hint = "write a mapping of key: value lines, indented under it"
+    elif kind == "list_type":
+        hint = "write a list of items, each starting with '- '"
+    return ConfigIssue(name, _line(tree, loc), _field_name(loc), message, hint)

@@ -1,0 +1,17 @@
+"""Prometheus metrics, named per stage; label values are bounded (statuses, kinds)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+POLLS = Counter("feedhub_polls", "Source polls by outcome", ["status"], registry=REGISTRY)
+FETCH_SECONDS = Histogram("feedhub_fetch_duration_seconds", "Time to fetch one source",
+                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=REGISTRY)
+FETCHED_BYTES = Counter("feedhub_fetched_bytes", "Body bytes fetched from sources",
+                        registry=REGISTRY)
+ENTRIES = Counter("feedhub_entries", "Entries stored, by kind (new, updated)", ["kind"],
+                  registry=REGISTRY)
+DOCUMENTS = Counter("feedhub_documents_rendered", "Rendered documents whose bytes changed",
+                    registry=REGISTRY)

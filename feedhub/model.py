@@ -1,0 +1,229 @@
+"""Frozen value objects that travel between stages.
+
+Each type is named for the boundary it crosses: ``FetchResult`` (fetch →
+parse), ``ParsedFeed``/``ParsedEntry`` (parse → normalize), ``Entry``
+(normalize → store), ``StoredEntry`` (store → render), ``Document`` (render →
+publish/serve), ``SourceState`` (store ↔ pipeline) and ``PollOutcome``
+(pipeline → callers). Every datetime is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+_EMPTY: Mapping[str, str] = {}
+
+
+def _check_utc(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() != UTC.utcoffset(None):
+        raise ValueError(f"{name} must be a UTC datetime, got {value!r}")
+
+
+class FetchStatus(StrEnum):
+    """How one HTTP fetch ended."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    GONE = "gone"
+    RATE_LIMITED = "rate_limited"
+    HTTP_ERROR = "http_error"
+    NETWORK_ERROR = "network_error"
+    TOO_LARGE = "too_large"
+    NOT_A_FEED = "not_a_feed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchResult:
+    """What fetching one source produced; failures are values too."""
+
+    status: FetchStatus
+    #: The URL the body finally came from (after redirects).
+    url: str
+    http_status: int | None = None
+    body: bytes = b""
+    #: Response headers, names lower-cased.
+    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    etag: str | None = None
+    last_modified: str | None = None
+    #: Target of a permanent redirect (301/308) the source should be updated to.
+    moved_to: str | None = None
+    #: Do not ask again before this instant (429/503 ``Retry-After``).
+    retry_after: datetime | None = None
+    #: Freshness hint from ``Cache-Control: max-age`` / ``Expires``, in seconds.
+    max_age: int | None = None
+    error: str | None = None
+    elapsed: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_utc("retry_after", self.retry_after)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enclosure:
+    """A media file attached to an entry."""
+
+    url: str
+    type: str = ""
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedEntry:
+    """One entry as the source published it, text decoded, dates in UTC, HTML raw."""
+
+    id: str | None
+    link: str | None
+    title: str
+    content_html: str
+    published: datetime | None
+    updated: datetime | None
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_utc("published", self.published)
+        _check_utc("updated", self.updated)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedFeed:
+    """A whole source document after parsing."""
+
+    title: str
+    link: str | None
+    #: The format feedparser reported (``rss20``, ``atom10``, ``json11`` …).
+    version: str
+    encoding: str
+    entries: tuple[ParsedEntry, ...]
+    #: RSS ``<ttl>`` in minutes, when the source gives one.
+    ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """A normalized entry, ready to be stored under ``(source_url, key)``."""
+
+    source_url: str
+    #: Identity within the source: id/guid, else link, else a content hash.
+    key: str
+    guid: str | None
+    link: str | None
+    #: ``link`` without tracking parameters and fragment, for cross-source dedupe.
+    canonical_link: str | None
+    title: str
+    content_html: str
+    #: The source's date, clamped to ``seen_at`` when in the future.
+    published: datetime
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    #: Hash of everything above that a reader sees; a change means "updated".
+    content_hash: str
+
+    def __post_init__(self) -> None:
+        _check_utc("published", self.published)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEntry:
+    """An entry read back from the store."""
+
+    source_url: str
+    key: str
+    guid: str | None
+    link: str | None
+    canonical_link: str | None
+    title: str
+    content_html: str
+    published: datetime
+    #: When feedhub first stored it; never changes.
+    first_seen: datetime
+    #: When its title or content last changed (``published`` if never).
+    updated: datetime
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("published", "first_seen", "updated"):
+            _check_utc(name, getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceState:
+    """What the store remembers about one source between polls."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    #: SHA-256 of the last body parsed, to skip unchanged bodies without validators.
+    body_hash: str | None = None
+    feed_title: str | None = None
+    feed_link: str | None = None
+    last_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: str | None = None
+    http_status: int | None = None
+    error: str | None = None
+    failures: int = 0
+    next_poll_at: datetime | None = None
+    retry_after: datetime | None = None
+    moved_to: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("last_poll_at", "last_success_at", "next_poll_at", "retry_after"):
+            _check_utc(name, getattr(self, name))
+
+
+class PollStatus(StrEnum):
+    """How polling one source ended, as shown to the operator."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    UNCHANGED = "unchanged"
+    GONE = "gone"
+    RATE_LIMITED = "rate_limited"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollOutcome:
+    """The result of polling one source: a value, never an exception."""
+
+    source_url: str
+    status: PollStatus
+    http_status: int | None = None
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
+    moved_to: str | None = None
+    next_poll_at: datetime | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the source's republished entries may differ now."""
+        return self.new > 0 or self.updated > 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """One rendered output, addressed by its URL path (without leading slash)."""
+
+    path: str
+    body: bytes
+    content_type: str
+    etag: str
+    modified: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("modified", self.modified)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the one clock seam)."""
+    return datetime.now(UTC)

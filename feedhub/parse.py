@@ -1,0 +1,193 @@
+"""Parse fetched bytes into a :class:`ParsedFeed`; the only feedparser importer.
+
+RSS 0.9x/1.0/2.0 and Atom go through feedparser (its ``chardet`` support
+decodes undeclared CJK text); JSON Feed 1.0/1.1, which feedparser does not
+read, is parsed here. Dates without a zone are read in the source's time zone
+rather than as UTC, which is what feedparser alone would do.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import feedparser
+
+from feedhub.decode import transcode_to_utf8
+from feedhub.errors import EncodingError, ParseError
+from feedhub.model import Enclosure, ParsedEntry, ParsedFeed
+
+# A trailing zone: Z, +0800, -05:00 or a named zone.
+_HAS_ZONE = re.compile(
+    r"(?:\dZ|[+-]\d{2}:?\d{2}|\b(?:UTC?|GMT|[ECMP][SD]T|[A-Z]{3,4}))\s*$", re.I)
+_JSONFEED = re.compile(r"^https?://jsonfeed\.org/version/1(\.1)?/?$")
+
+
+def parse(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneInfo,
+          encoding: str | None = None) -> ParsedFeed:
+    """Parse one source document fetched from ``url``.
+
+    ``timezone`` applies to dates that carry no zone; ``encoding`` (the source's
+    override) replaces whatever the document and headers declare.
+
+    Raises:
+        EncodingError: the text cannot be decoded without mangling it.
+        ParseError: the body is not an RSS, Atom or JSON feed.
+    """
+    if body.lstrip()[:1] == b"{":
+        return _parse_json(body, url, timezone)
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    response_headers.setdefault("content-location", url)
+    if encoding:
+        body = transcode_to_utf8(body, encoding, url)
+        response_headers["content-type"] = "application/xml; charset=utf-8"
+    d = feedparser.parse(body, response_headers=response_headers,
+                         sanitize_html=False, resolve_relative_uris=True)
+    problem = d.get("bozo_exception")
+    if isinstance(problem, feedparser.CharacterEncodingUnknown):
+        raise EncodingError(url, "the text encoding could not be determined; "
+                                 "set encoding: for this source in feeds.yaml") from problem
+    if not d.get("version") and not d.entries:
+        reason = f" ({problem})" if problem else ""
+        raise ParseError(url, f"not an RSS, Atom or JSON feed{reason}")
+    feed = d.feed
+    ttl = str(feed.get("ttl", "")).strip()
+    return ParsedFeed(
+        title=str(feed.get("title", "")),
+        link=feed.get("link"),
+        version=d.get("version") or "unknown",
+        encoding=str(d.get("encoding", "")),
+        entries=tuple(_entry(e, timezone) for e in d.entries),
+        ttl_minutes=int(ttl) if ttl.isdigit() else None,
+    )
+
+
+def _entry(e: Any, tz: ZoneInfo) -> ParsedEntry:
+    return ParsedEntry(
+        id=_text(e.get("id")),
+        link=_text(e.get("link")),
+        title=str(e.get("title", "")),
+        content_html=_content(e),
+        published=_date(e, "published", tz) or _date(e, "created", tz),
+        updated=_date(e, "updated", tz),
+        authors=_authors(e),
+        categories=tuple(dict.fromkeys(
+            str(t.get("term") or t.get("label")) for t in e.get("tags", [])
+            if t.get("term") or t.get("label"))),
+        enclosures=tuple(
+            Enclosure(url=str(x.get("href")), type=str(x.get("type", "")),
+                      length=int(x["length"]) if str(x.get("length", "")).isdigit() else None)
+            for x in e.get("enclosures", []) if x.get("href")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _content(e: Any) -> str:
+    """The fullest HTML body: ``content`` (Atom, content:encoded) over ``summary``."""
+    bodies = [c for c in e.get("content", []) if c.get("value")]
+    if bodies:
+        html = [c for c in bodies if "html" in c.get("type", "")] or bodies
+        best = max(html, key=lambda c: len(c["value"]))
+        return _as_html(str(best["value"]), str(best.get("type", "")))
+    detail = e.get("summary_detail") or {}
+    return _as_html(str(e.get("summary", "")), str(detail.get("type", "text/html")))
+
+
+def _as_html(value: str, mime: str) -> str:
+    if mime == "text/plain":
+        from html import escape
+        return escape(value)
+    return value
+
+
+def _authors(e: Any) -> tuple[str, ...]:
+    names = [a.get("name") or a.get("email") for a in e.get("authors", []) if isinstance(a, dict)]
+    if not any(names) and e.get("author"):
+        names = [e.get("author")]
+    return tuple(dict.fromkeys(str(n).strip() for n in names if n and str(n).strip()))
+
+
+def _date(e: Any, name: str, tz: ZoneInfo) -> datetime | None:
+    """The entry's ``name`` date in UTC; zone-less dates are read in ``tz``."""
+    raw = e.get(name)
+    parsed = e.get(f"{name}_parsed")
+    if not raw:
+        return None
+    if parsed is None:
+        return _iso_date(str(raw), tz)
+    as_utc = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    if _HAS_ZONE.search(str(raw).strip()):
+        return as_utc
+    # feedparser read the wall-clock time as UTC; put it back in the source's zone.
+    return as_utc.replace(tzinfo=tz).astimezone(UTC)
+
+
+def _iso_date(raw: str, tz: ZoneInfo) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(raw.strip().replace("/", "-"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.astimezone(UTC)
+
+
+# --- JSON Feed 1.0 / 1.1 (https://jsonfeed.org/version/1.1) ---------------------
+
+
+def _parse_json(body: bytes, url: str, tz: ZoneInfo) -> ParsedFeed:
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise EncodingError(url, "JSON body is not UTF-8") from e
+    except json.JSONDecodeError as e:
+        raise ParseError(url, f"invalid JSON at line {e.lineno} column {e.colno}") from e
+    if not isinstance(doc, dict) or not _JSONFEED.match(str(doc.get("version", ""))):
+        raise ParseError(url, "JSON, but not a JSON Feed (no jsonfeed.org version)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError(url, "JSON Feed without an items list")
+    version = "json11" if str(doc["version"]).rstrip("/").endswith("1.1") else "json10"
+    return ParsedFeed(
+        title=str(doc.get("title", "")),
+        link=_text(doc.get("home_page_url")),
+        version=version,
+        encoding="utf-8",
+        entries=tuple(_json_item(item, tz) for item in items if isinstance(item, dict)),
+    )
+
+
+def _json_item(item: dict[str, Any], tz: ZoneInfo) -> ParsedEntry:
+    html = item.get("content_html")
+    if not isinstance(html, str):
+        from html import escape
+        html = escape(str(item.get("content_text") or item.get("summary") or ""))
+    authors = item.get("authors")
+    if not isinstance(authors, list):
+        authors = [item["author"]] if isinstance(item.get("author"), dict) else []
+    attachments = item.get("attachments")
+    return ParsedEntry(
+        id=_text(item.get("id")),
+        link=_text(item.get("url") or item.get("external_url")),
+        title=str(item.get("title") or ""),
+        content_html=html,
+        published=_iso_date(str(item["date_published"]), tz) if item.get("date_published") else None,
+        updated=_iso_date(str(item["date_modified"]), tz) if item.get("date_modified") else None,
+        authors=tuple(str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name")),
+        categories=tuple(str(t) for t in item.get("tags") or [] if isinstance(t, str | int)),
+        enclosures=tuple(
+            Enclosure(url=str(a["url"]), type=str(a.get("mime_type", "")),
+                      length=a.get("size_in_bytes") if isinstance(a.get("size_in_bytes"), int)
+                      else None)
+            for a in (attachments if isinstance(attachments, list) else [])
+            if isinstance(a, dict) and a.get("url")),
+    )

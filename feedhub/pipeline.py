@@ -1,0 +1,193 @@
+"""Poll sources: the only module that knows the order of the stages.
+
+fetch → parse → normalize → store, for one source (:func:`poll_source`) or
+many at once (:func:`poll_sources`), then :func:`republish` what changed.
+A failing source is a :class:`PollOutcome`, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from feedhub.config import Config, Source
+from feedhub.errors import SourceError
+from feedhub.fetch import Fetcher
+from feedhub.model import (
+    Document,
+    Entry,
+    FetchResult,
+    FetchStatus,
+    PollOutcome,
+    PollStatus,
+    SourceState,
+    utcnow,
+)
+from feedhub.normalize import normalize
+from feedhub.parse import parse
+from feedhub.policy import next_poll_at
+from feedhub.publish.static import write_documents
+from feedhub.render import render
+from feedhub.store import Store
+
+log = logging.getLogger("feedhub.pipeline")
+
+_FAILED = {
+    FetchStatus.HTTP_ERROR, FetchStatus.NETWORK_ERROR, FetchStatus.TOO_LARGE,
+    FetchStatus.NOT_A_FEED}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deps:
+    """What polling needs: the configuration, the store, an HTTP client."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    #: Where parsing runs (a process pool spreads it over cores); ``None``: a thread.
+    executor: Executor | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Parsed:
+    title: str
+    link: str | None
+    ttl_minutes: int | None
+    entries: list[Entry]
+
+
+def parse_and_normalize(body: bytes, *, source: Source, fetched: FetchResult,
+                        seen_at: datetime) -> _Parsed:
+    """Parse and normalize one body (runs in a worker; picklable arguments only)."""
+    feed = parse(body, url=fetched.url, headers=fetched.headers, timezone=source.timezone,
+                 encoding=source.encoding)
+    entries = normalize(feed, source_url=source.url, feed_url=fetched.url, seen_at=seen_at)
+    return _Parsed(title=feed.title, link=feed.link, ttl_minutes=feed.ttl_minutes,
+                   entries=entries)
+
+
+async def poll_source(deps: Deps, source: Source, *, force: bool = False) -> PollOutcome:
+    """Fetch, parse and store one source now; the result is an outcome value.
+
+    A source that answered 410 Gone, or is under a ``Retry-After``, is skipped
+    unless ``force`` is set.
+    """
+    now = utcnow()
+    state = await deps.store.source_state(source.url) or SourceState(url=source.url)
+    if not force:
+        if state.last_status == PollStatus.GONE:
+            return PollOutcome(source_url=source.url, status=PollStatus.SKIPPED,
+                               error="410 Gone: update or remove it in feeds.yaml (--force polls)")
+        if state.retry_after and state.retry_after > now:
+            return PollOutcome(source_url=source.url, status=PollStatus.SKIPPED,
+                               error=f"server asked to wait until {state.retry_after:%H:%M:%S} UTC",
+                               next_poll_at=state.retry_after)
+    fetched = await deps.fetcher.fetch(source.url, state)
+    status, error, parsed = _status(fetched), fetched.error, None
+    body_hash = state.body_hash
+    if status is PollStatus.OK:
+        body_hash = hashlib.sha256(fetched.body).hexdigest()
+        if body_hash == state.body_hash and not force:
+            status = PollStatus.UNCHANGED
+        else:
+            try:
+                parsed = await asyncio.get_running_loop().run_in_executor(
+                    deps.executor, _parse_job, fetched, source, now)
+            except SourceError as e:
+                status, error, body_hash = PollStatus.ERROR, e.message, state.body_hash
+    return await _save(deps, source, state, fetched, status, error, parsed, body_hash, now)
+
+
+def _parse_job(fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
+    return parse_and_normalize(fetched.body, source=source, fetched=fetched, seen_at=now)
+
+
+def _status(fetched: FetchResult) -> PollStatus:
+    if fetched.status is FetchStatus.OK:
+        return PollStatus.OK
+    if fetched.status is FetchStatus.NOT_MODIFIED:
+        return PollStatus.NOT_MODIFIED
+    if fetched.status is FetchStatus.GONE:
+        return PollStatus.GONE
+    if fetched.status is FetchStatus.RATE_LIMITED:
+        return PollStatus.RATE_LIMITED
+    return PollStatus.ERROR
+
+
+async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchResult,
+                status: PollStatus, error: str | None, parsed: _Parsed | None,
+                body_hash: str | None, now: datetime) -> PollOutcome:
+    failed = status in (PollStatus.ERROR, PollStatus.RATE_LIMITED)
+    failures = state.failures + 1 if failed else 0
+    hints = [timedelta(seconds=fetched.max_age)] if fetched.max_age else []
+    if parsed and parsed.ttl_minutes:
+        hints.append(timedelta(minutes=parsed.ttl_minutes))
+    due = next_poll_at(now=now, interval=source.interval, status=status, failures=failures,
+                       hint=max(hints) if hints else None, retry_after=fetched.retry_after)
+    succeeded = status in (PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED)
+    new_state = replace(
+        state,
+        etag=fetched.etag or state.etag if succeeded else state.etag,
+        last_modified=fetched.last_modified or state.last_modified if succeeded
+        else state.last_modified,
+        body_hash=body_hash,
+        feed_title=parsed.title if parsed and parsed.title else state.feed_title,
+        feed_link=parsed.link if parsed and parsed.link else state.feed_link,
+        last_poll_at=now,
+        last_success_at=now if succeeded else state.last_success_at,
+        last_status=status.value,
+        http_status=fetched.http_status,
+        error=None if succeeded else error,
+        failures=failures,
+        next_poll_at=due,
+        retry_after=fetched.retry_after,
+        moved_to=fetched.moved_to or (state.moved_to if not succeeded else None),
+    )
+    result = await deps.store.save_poll(new_state, parsed.entries if parsed else [], now)
+    outcome = PollOutcome(source_url=source.url, status=status, http_status=fetched.http_status,
+                          new=result.new, updated=result.updated, error=new_state.error,
+                          moved_to=new_state.moved_to, next_poll_at=due)
+    _log(outcome)
+    return outcome
+
+
+def _log(outcome: PollOutcome) -> None:
+    extra = {"source": outcome.source_url, "status": outcome.status.value,
+             "http_status": outcome.http_status, "new": outcome.new, "updated": outcome.updated,
+             "next_poll": outcome.next_poll_at.isoformat() if outcome.next_poll_at else None}
+    if outcome.status in (PollStatus.ERROR, PollStatus.RATE_LIMITED, PollStatus.GONE):
+        log.warning("poll failed: %s: %s", outcome.source_url, outcome.error, extra=extra)
+    else:
+        log.info("polled %s: %s, %d new, %d updated", outcome.source_url, outcome.status.value,
+                 outcome.new, outcome.updated, extra=extra)
+
+
+async def poll_sources(deps: Deps, sources: Sequence[Source], *, force: bool = False
+                       ) -> list[PollOutcome]:
+    """Poll several sources concurrently (bounded by the fetcher's limits), in order."""
+    return list(await asyncio.gather(*(poll_source(deps, s, force=force) for s in sources)))
+
+
+def changed_categories(config: Config, outcomes: Iterable[PollOutcome]) -> set[str]:
+    """The categories whose merged feeds may differ after these outcomes."""
+    slugs = {s.category for o in outcomes if o.changed if (s := config.source(o.source_url))}
+    return slugs | {"all"} if slugs else set()
+
+
+async def republish(store: Store, config: Config, slugs: Iterable[str] | None = None,
+                    out_dir: Path | None = None) -> list[Document]:
+    """Render ``slugs`` (default: everything), store what changed, write it to ``out_dir``.
+
+    Raises:
+        StoreError, PublishError: the store or the disk failed.
+    """
+    changed = await store.put_documents(await render(store, config, slugs))
+    if out_dir is not None:
+        write_documents(changed, out_dir)
+    return changed

@@ -1,0 +1,1 @@
+"""Publishing rendered documents: static files (and, later, other targets)."""

@@ -1,0 +1,98 @@
+"""Render outputs from the store: :func:`render`.
+
+Takes the configuration and the store's entries, returns :class:`Document`
+values; it never writes anywhere (see :mod:`feedhub.publish`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from feedhub.config import Config
+from feedhub.model import Document, SourceState, utcnow
+from feedhub.render.feeds import FeedSpec, SourceInfo, render_atom, render_json, render_rss
+from feedhub.render.pages import PageSection, render_category_page, render_home, render_opml
+from feedhub.store import Store
+
+__all__ = ["CONTENT_TYPES", "render"]
+
+CONTENT_TYPES = {
+    "atom": "application/atom+xml; charset=utf-8",
+    "rss": "application/rss+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "xml": "text/x-opml; charset=utf-8",
+}
+HOME_ENTRIES = 10
+
+
+def _document(path: str, body: bytes) -> Document:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return Document(path=path, body=body, content_type=CONTENT_TYPES[path.rsplit(".", 1)[1]],
+                    etag=etag, modified=utcnow())
+
+
+def _source_infos(config: Config, states: Iterable[SourceState]) -> dict[str, SourceInfo]:
+    by_url = {s.url: s for s in states}
+    infos = {}
+    for source in config.sources:
+        state = by_url.get(source.url)
+        title = source.name or (state.feed_title if state else None) or urlsplit(source.url).netloc
+        infos[source.url] = SourceInfo(url=source.url, title=title,
+                                       link=state.feed_link if state else None)
+    return infos
+
+
+async def render(store: Store, config: Config, slugs: Iterable[str] | None = None
+                 ) -> list[Document]:
+    """Render the feeds of ``slugs`` (default: every category and ``all``) and the pages.
+
+    Raises:
+        StoreError: the store cannot be read.
+    """
+    site = config.site
+    wanted = list(dict.fromkeys(slugs)) if slugs is not None else ["all", *config.categories]
+    infos = _source_infos(config, await store.source_states())
+    labels = {s.url: config.categories[s.category].title for s in config.sources}
+    docs: list[Document] = []
+    for slug in wanted:
+        if slug == "all":
+            title, description, home = site.title, site.title, site.base_url
+        elif slug in config.categories:
+            cat = config.categories[slug]
+            title, description = cat.title, cat.description
+            home = f"{site.base_url}category/{slug}.html"
+        else:
+            continue
+        urls = [s.url for s in config.sources_in(slug)]
+        entries = await store.latest_entries(urls, config.max_entries)
+        spec = FeedSpec(stem=f"feeds/{slug}", title=title, description=description,
+                        home_url=home, base_url=site.base_url, timezone=site.timezone,
+                        labels=labels, sources=infos)
+        docs += [_document(f"feeds/{slug}.atom", render_atom(spec, entries)),
+                 _document(f"feeds/{slug}.rss", render_rss(spec, entries)),
+                 _document(f"feeds/{slug}.json", render_json(spec, entries))]
+    docs += await _pages(store, config, infos)
+    return docs
+
+
+async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo]) -> list[Document]:
+    site = config.site
+    names = {url: info.title for url, info in infos.items()}
+    sections = []
+    for slug, cat in config.categories.items():
+        urls = [s.url for s in config.sources_in(slug)]
+        sections.append(PageSection(slug=slug, title=cat.title, description=cat.description,
+                                    entries=await store.latest_entries(urls, config.max_entries)))
+    docs = [_document("index.html", render_home(
+        site_title=site.title, base_url=site.base_url, tz=site.timezone, sources=names,
+        sections=[PageSection(slug=s.slug, title=s.title, description=s.description,
+                              entries=s.entries[:HOME_ENTRIES]) for s in sections]))]
+    docs += [_document(f"category/{s.slug}.html", render_category_page(
+        site_title=site.title, base_url=site.base_url, tz=site.timezone, section=s, sources=names))
+        for s in sections]
+    docs.append(_document("opml.xml", render_opml(site_title=site.title, base_url=site.base_url,
+                                                  sections=sections)))
+    return docs

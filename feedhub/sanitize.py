@@ -1,0 +1,69 @@
+"""Make untrusted HTML from sources safe to republish.
+
+An allowlist sanitizer (Ammonia, through ``nh3``) removes scripts, event
+handlers, frames, styles and dangerous URL schemes; harmless markup such as
+``class`` survives, and relative URLs are made absolute against the entry's
+base URL.
+"""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+_TAGS = frozenset(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video", "audio"}
+_ATTRIBUTES: dict[str, set[str]] = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["*"] = {"class", "title", "lang", "dir"}
+_ATTRIBUTES["a"] = {"href", "hreflang", "title"}
+_ATTRIBUTES["img"] = {"alt", "src", "width", "height", "title"}
+_ATTRIBUTES["source"] = {"src", "type", "srcset"}
+_ATTRIBUTES["video"] = {"src", "poster", "controls", "width", "height"}
+_ATTRIBUTES["audio"] = {"src", "controls"}
+_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+_URL_ATTRIBUTES = frozenset({"href", "src", "poster", "cite"})
+# Elements whose text is code or styling, never content.
+_DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "noscript", "svg",
+                                "math", "template", "form"})
+
+
+def clean_html(html: str, base_url: str | None) -> str:
+    """Sanitized ``html`` with relative URLs resolved against ``base_url``."""
+    if not html:
+        return ""
+
+    def absolutize(tag: str, attr: str, value: str) -> str | None:
+        if attr in _URL_ATTRIBUTES:
+            url = urljoin(base_url, value.strip()) if base_url else value.strip()
+            scheme = urlsplit(url).scheme.lower()
+            return url if scheme in _URL_SCHEMES or not scheme else None
+        return value
+
+    return nh3.clean(
+        html,
+        tags=set(_TAGS),
+        clean_content_tags=set(_DROP_WITH_CONTENT),
+        attributes=_ATTRIBUTES,
+        attribute_filter=absolutize,
+        url_schemes=set(_URL_SCHEMES),
+        link_rel=None,
+        strip_comments=True,
+    )
+
+
+def clean_text(text: str) -> str:
+    """Plain text with any markup removed (titles, names)."""
+    if "<" not in text and "&" not in text:
+        return text.strip()
+    stripped = nh3.clean(text, tags=set(), clean_content_tags=set(_DROP_WITH_CONTENT))
+    return " ".join(html.unescape(stripped).split())
+
+
+def safe_url(url: str | None, base_url: str | None = None) -> str | None:
+    """An absolute http(s) URL, or ``None`` for anything else (``javascript:``, ``data:`` …)."""
+    if not url:
+        return None
+    absolute = urljoin(base_url, url.strip()) if base_url else url.strip()
+    parts = urlsplit(absolute)
+    return absolute if parts.scheme in ("http", "https") and parts.netloc else None

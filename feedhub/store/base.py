@@ -1,0 +1,76 @@
+"""The store interface: the only state shared between stages.
+
+Implementations: :mod:`feedhub.store.sqlite` (embedded default). Any method can
+raise :class:`~feedhub.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from feedhub.model import Document, Entry, SourceState, StoredEntry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveResult:
+    """What applying one poll result changed."""
+
+    new: int
+    updated: int
+
+
+class Store(Protocol):
+    """Persistent state of a feedhub instance.
+
+    Lifecycle: ``close``, ``ping``.
+    Sources: ``source_state``, ``source_states``.
+    Poll results: ``save_poll`` applies one source's result atomically.
+    Entries: ``latest_entries``, ``entry_counts``.
+    Documents: ``put_documents``, ``document``, ``documents``.
+    """
+
+    async def close(self) -> None:
+        """Release the store; further calls fail."""
+
+    async def ping(self) -> None:
+        """Check that the store answers and is writable.
+
+        Raises:
+            StoreError: it does not.
+        """
+
+    async def source_state(self, url: str) -> SourceState | None:
+        """What is remembered about one source, or ``None`` if never polled."""
+
+    async def source_states(self) -> list[SourceState]:
+        """Every source ever polled, ordered by URL."""
+
+    async def save_poll(self, state: SourceState, entries: Sequence[Entry],
+                        seen_at: datetime) -> SaveResult:
+        """Store a source's new state and its entries in one transaction.
+
+        Entries are upserted by ``(source_url, key)``: new ones are inserted with
+        ``first_seen = seen_at`` and ``updated = published``; changed ones (by
+        ``content_hash``) are updated in
+        place with ``updated = seen_at``; unchanged ones are not written. A
+        ``published`` later than the stored ``first_seen`` is clamped to it.
+        """
+
+    async def latest_entries(self, source_urls: Iterable[str], limit: int,
+                             offset: int = 0) -> list[StoredEntry]:
+        """The newest entries of these sources, one per canonical link, newest first."""
+
+    async def entry_counts(self) -> dict[str, int]:
+        """Stored entries per source URL."""
+
+    async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
+        """Store rendered documents; return those whose bytes changed (as stored)."""
+
+    async def document(self, path: str) -> Document | None:
+        """One rendered document by URL path."""
+
+    async def documents(self) -> list[Document]:
+        """Every rendered document."""

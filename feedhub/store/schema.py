@@ -1,0 +1,62 @@
+"""The SQLite schema, as append-only numbered migrations.
+
+The schema version is the number of migrations applied (``PRAGMA
+user_version``); opening a store runs the missing ones in one transaction.
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: sources, entries, documents
+    """
+    CREATE TABLE sources (
+        url             TEXT PRIMARY KEY,   -- the URL as configured in feeds.yaml
+        etag            TEXT,               -- validator for If-None-Match
+        last_modified   TEXT,               -- validator for If-Modified-Since
+        body_hash       TEXT,               -- sha256 of the last body parsed: skip identical bodies
+        feed_title      TEXT,               -- the source's own title
+        feed_link       TEXT,               -- the source's home page
+        last_poll_at    TEXT,               -- UTC ISO 8601, last attempt
+        last_success_at TEXT,               -- UTC ISO 8601, last ok/not-modified poll
+        last_status     TEXT,               -- PollStatus value of the last attempt
+        http_status     INTEGER,            -- HTTP status of the last attempt, if any
+        error           TEXT,               -- reason of the last failure, NULL after a success
+        failures        INTEGER NOT NULL DEFAULT 0,  -- consecutive failures, for backoff
+        next_poll_at    TEXT,               -- when the source is due; NULL = never (410 Gone)
+        retry_after     TEXT,               -- not before this (429/503 Retry-After)
+        moved_to        TEXT                -- target of a permanent redirect, to show the operator
+    );
+
+    CREATE TABLE entries (
+        id              INTEGER PRIMARY KEY,
+        source_url      TEXT NOT NULL,      -- the source it came from (sources.url)
+        key             TEXT NOT NULL,      -- identity within the source: guid, link or hash
+        guid            TEXT,               -- the original id/guid as published
+        link            TEXT,               -- the original link, absolute
+        canonical_link  TEXT,               -- link without tracking params: cross-source dedupe
+        title           TEXT NOT NULL,      -- plain text
+        content_html    TEXT NOT NULL,      -- sanitized HTML, absolute URLs
+        published       TEXT NOT NULL,      -- UTC ISO 8601, the source's date clamped to first_seen
+        first_seen      TEXT NOT NULL,      -- UTC ISO 8601, never changes
+        updated         TEXT NOT NULL,      -- UTC ISO 8601, last change of title/content
+        authors         TEXT NOT NULL,      -- JSON list of names
+        categories      TEXT NOT NULL,      -- JSON list of the source's own categories
+        enclosures      TEXT NOT NULL,      -- JSON list of {url, type, length}
+        content_hash    TEXT NOT NULL,      -- sha256 of what readers see: detects updates
+        UNIQUE (source_url, key)
+    );
+    CREATE INDEX entries_by_source_published ON entries (source_url, published DESC);
+    CREATE INDEX entries_by_canonical_link ON entries (canonical_link);
+
+    CREATE TABLE documents (
+        path            TEXT PRIMARY KEY,   -- URL path without leading slash, e.g. feeds/all.atom
+        body            BLOB NOT NULL,      -- the exact bytes served
+        content_type    TEXT NOT NULL,      -- Content-Type header value
+        etag            TEXT NOT NULL,      -- strong ETag of body, quoted
+        modified        TEXT NOT NULL       -- UTC ISO 8601, last time the bytes changed
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

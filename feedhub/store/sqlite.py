@@ -1,0 +1,282 @@
+"""The embedded store: SQLite in WAL mode through aiosqlite.
+
+One poll result is one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a crash at
+any instant loses at most the poll in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from feedhub.errors import StoreError
+from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
+from feedhub.store.base import SaveResult
+from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+_IN_BATCH = 500  # stay under SQLite's bound-parameter limit
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _must_dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SQLiteStore:
+    """:class:`~feedhub.store.base.Store` on one SQLite file."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        # One connection, many tasks: transactions must not interleave.
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteStore:
+        """Open (creating and migrating as needed) the store at ``path``.
+
+        Raises:
+            StoreError: the file cannot be opened, is not a feedhub store, or is
+                newer than this feedhub.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open the store {path}") from e
+        db.row_factory = sqlite3.Row
+        store = cls(db, path)
+        try:
+            await store._setup()
+        except sqlite3.Error as e:
+            await db.close()
+            raise StoreError(f"cannot open the store {path}") from e
+        except StoreError:
+            await db.close()
+            raise
+        return store
+
+    async def _setup(self) -> None:
+        db = self._db
+        await db.execute("PRAGMA busy_timeout = 10000")
+        await db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode never corrupts; a power cut may drop the last commits.
+        await db.execute("PRAGMA synchronous = NORMAL")
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the store {self.path} has schema version {version}, newer than "
+                             f"this feedhub's {SCHEMA_VERSION}: upgrade feedhub")
+        if version < SCHEMA_VERSION:
+            async with self._transaction():
+                for script in MIGRATIONS[version:]:
+                    for statement in script.split(";\n"):
+                        if statement.strip():
+                            await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _errors(self, doing: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StoreError(f"store: cannot {doing} ({self.path})") from e
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def ping(self) -> None:
+        async with self._errors("answer a ping"):
+            async with self._transaction():
+                pass
+
+    # --- sources -----------------------------------------------------------------
+
+    async def source_state(self, url: str) -> SourceState | None:
+        async with self._errors("read a source"), self._db.execute(
+                "SELECT * FROM sources WHERE url = ?", (url,)) as cur:
+            row = await cur.fetchone()
+        return _state(row) if row else None
+
+    async def source_states(self) -> list[SourceState]:
+        async with self._errors("read the sources"), self._db.execute(
+                "SELECT * FROM sources ORDER BY url") as cur:
+            return [_state(row) for row in await cur.fetchall()]
+
+    # --- poll results ---------------------------------------------------------------
+
+    async def save_poll(self, state: SourceState, entries: Sequence[Entry],
+                        seen_at: datetime) -> SaveResult:
+        async with self._errors(f"save the poll of {state.url}"), self._transaction():
+            await self._db.execute(
+                """INSERT INTO sources (url, etag, last_modified, body_hash, feed_title, feed_link,
+                       last_poll_at, last_success_at, last_status, http_status, error, failures,
+                       next_poll_at, retry_after, moved_to)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT (url) DO UPDATE SET
+                       etag=excluded.etag, last_modified=excluded.last_modified,
+                       body_hash=excluded.body_hash, feed_title=excluded.feed_title,
+                       feed_link=excluded.feed_link, last_poll_at=excluded.last_poll_at,
+                       last_success_at=excluded.last_success_at, last_status=excluded.last_status,
+                       http_status=excluded.http_status, error=excluded.error,
+                       failures=excluded.failures, next_poll_at=excluded.next_poll_at,
+                       retry_after=excluded.retry_after, moved_to=excluded.moved_to""",
+                (state.url, state.etag, state.last_modified, state.body_hash, state.feed_title,
+                 state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
+                 state.last_status, state.http_status, state.error, state.failures,
+                 _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to))
+            if not entries:
+                return SaveResult(new=0, updated=0)
+            known = await self._known_hashes(state.url, [e.key for e in entries])
+            fresh = [e for e in entries if e.key not in known]
+            changed = [e for e in entries if e.key in known and known[e.key] != e.content_hash]
+            seen = _ts(seen_at)
+            await self._db.executemany(
+                """INSERT INTO entries (source_url, key, guid, link, canonical_link, title,
+                       content_html, published, first_seen, updated, authors, categories,
+                       enclosures, content_hash)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                [(e.source_url, e.key, e.guid, e.link, e.canonical_link, e.title, e.content_html,
+                  _ts(min(e.published, seen_at)), seen, _ts(min(e.published, seen_at)), *_lists(e),
+                  e.content_hash)
+                 for e in fresh])
+            await self._db.executemany(
+                """UPDATE entries SET guid=?, link=?, canonical_link=?, title=?, content_html=?,
+                       published=MIN(?, first_seen), updated=?, authors=?, categories=?,
+                       enclosures=?, content_hash=?
+                   WHERE source_url=? AND key=?""",
+                [(e.guid, e.link, e.canonical_link, e.title, e.content_html, _ts(e.published),
+                  seen, *_lists(e), e.content_hash, e.source_url, e.key) for e in changed])
+            return SaveResult(new=len(fresh), updated=len(changed))
+
+    async def _known_hashes(self, source_url: str, keys: list[str]) -> dict[str, str]:
+        known: dict[str, str] = {}
+        for i in range(0, len(keys), _IN_BATCH):
+            batch = keys[i:i + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            async with self._db.execute(
+                    f"SELECT key, content_hash FROM entries WHERE source_url = ? AND key IN ({marks})",
+                    (source_url, *batch)) as cur:
+                known.update({row[0]: row[1] for row in await cur.fetchall()})
+        return known
+
+    # --- entries -------------------------------------------------------------------
+
+    async def latest_entries(self, source_urls: Iterable[str], limit: int,
+                             offset: int = 0) -> list[StoredEntry]:
+        urls = list(source_urls)
+        if not urls or limit <= 0:
+            return []
+        marks = ",".join("?" * len(urls))
+        # The first-seen copy of an article reached through several sources wins.
+        sql = f"""
+            SELECT * FROM (
+                SELECT *, ROW_NUMBER() OVER (
+                    PARTITION BY COALESCE(canonical_link, source_url || ' ' || key)
+                    ORDER BY first_seen, id) AS copy
+                FROM entries WHERE source_url IN ({marks})
+            ) WHERE copy = 1
+            ORDER BY published DESC, id DESC LIMIT ? OFFSET ?"""
+        async with self._errors("read entries"), self._db.execute(
+                sql, (*urls, limit, offset)) as cur:
+            return [_entry(row) for row in await cur.fetchall()]
+
+    async def entry_counts(self) -> dict[str, int]:
+        async with self._errors("count entries"), self._db.execute(
+                "SELECT source_url, COUNT(*) FROM entries GROUP BY source_url") as cur:
+            return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
+    # --- documents -------------------------------------------------------------------
+
+    async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
+        docs = list(documents)
+        changed: list[Document] = []
+        async with self._errors("store rendered documents"), self._transaction():
+            for doc in docs:
+                async with self._db.execute(
+                        "SELECT etag FROM documents WHERE path = ?", (doc.path,)) as cur:
+                    row = await cur.fetchone()
+                if row is not None and row[0] == doc.etag:
+                    continue
+                await self._db.execute(
+                    """INSERT INTO documents (path, body, content_type, etag, modified)
+                       VALUES (?,?,?,?,?)
+                       ON CONFLICT (path) DO UPDATE SET body=excluded.body,
+                           content_type=excluded.content_type, etag=excluded.etag,
+                           modified=excluded.modified""",
+                    (doc.path, doc.body, doc.content_type, doc.etag, _ts(doc.modified)))
+                changed.append(doc)
+        return changed
+
+    async def document(self, path: str) -> Document | None:
+        async with self._errors("read a document"), self._db.execute(
+                "SELECT * FROM documents WHERE path = ?", (path,)) as cur:
+            row = await cur.fetchone()
+        return _document(row) if row else None
+
+    async def documents(self) -> list[Document]:
+        async with self._errors("read documents"), self._db.execute(
+                "SELECT * FROM documents ORDER BY path") as cur:
+            return [_document(row) for row in await cur.fetchall()]
+
+
+def _lists(e: Entry) -> tuple[str, str, str]:
+    return (json.dumps(list(e.authors), ensure_ascii=False),
+            json.dumps(list(e.categories), ensure_ascii=False),
+            json.dumps([{"url": x.url, "type": x.type, "length": x.length} for x in e.enclosures],
+                       ensure_ascii=False))
+
+
+def _state(row: Any) -> SourceState:
+    return SourceState(
+        url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
+        body_hash=row["body_hash"], feed_title=row["feed_title"], feed_link=row["feed_link"],
+        last_poll_at=_dt(row["last_poll_at"]), last_success_at=_dt(row["last_success_at"]),
+        last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
+        failures=row["failures"], next_poll_at=_dt(row["next_poll_at"]),
+        retry_after=_dt(row["retry_after"]), moved_to=row["moved_to"])
+
+
+def _entry(row: Any) -> StoredEntry:
+    return StoredEntry(
+        source_url=row["source_url"], key=row["key"], guid=row["guid"], link=row["link"],
+        canonical_link=row["canonical_link"], title=row["title"],
+        content_html=row["content_html"], published=_must_dt(row["published"]),
+        first_seen=_must_dt(row["first_seen"]), updated=_must_dt(row["updated"]),
+        authors=tuple(json.loads(row["authors"])), categories=tuple(json.loads(row["categories"])),
+        enclosures=tuple(Enclosure(url=x["url"], type=x["type"], length=x["length"])
+                         for x in json.loads(row["enclosures"])))
+
+
+def _document(row: Any) -> Document:
+    return Document(path=row["path"], body=bytes(row["body"]), content_type=row["content_type"],
+                    etag=row["etag"], modified=_must_dt(row["modified"]))
