@@ -250,6 +250,32 @@ def _status_row(source: Source, st: SourceState | None, entries: int) -> dict[st
     }
 
 
+@cli.group()
+def export() -> None:
+    """Export stored entries to other formats."""
+
+
+@export.command("jekyll")
+@click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--category", "slug", metavar="SLUG", help="Only this category.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Only entries published on or after this date (site time zone).")
+@click.pass_context
+@_handles_errors
+def export_jekyll_command(ctx: click.Context, out_dir: Path, slug: str | None,
+                          since: datetime | None) -> None:
+    """One Jekyll post per entry in DIR/_posts, in the hub's original format."""
+    from feedhub.publish.jekyll import export_jekyll
+
+    config = _config(ctx)
+    if slug is not None and slug not in config.categories:
+        raise click.BadParameter(f"no category {slug!r} in {config.path}", param_hint="--category")
+    start = since.replace(tzinfo=config.site.timezone) if since else None
+    result = _run(_with_store(config, lambda store: export_jekyll(
+        store, config, out_dir, category=slug, since=start)))
+    click.echo(f"{result.written} posts written, {result.unchanged} unchanged, in {out_dir / '_posts'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(obj={})

@@ -115,9 +115,8 @@ class SQLiteStore:
         await self._db.close()
 
     async def ping(self) -> None:
-        async with self._errors("answer a ping"):
-            async with self._transaction():
-                pass
+        async with self._errors("answer a ping"), self._transaction():
+            pass
 
     # --- sources -----------------------------------------------------------------
 
