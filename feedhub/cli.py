@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
@@ -68,15 +69,17 @@ async def _with_store(config: Config, work: Callable[[Store], Awaitable[T]]) -> 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="FEEDHUB_CONFIG",
               default=DEFAULT_PATH, show_default=True, help="feeds.yaml to use ($FEEDHUB_CONFIG).")
-@click.option("--log-level", default="WARNING", show_default=True,
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: WARNING; "
+              "for run, server.log_level).",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.version_option(__version__, prog_name="feedhub")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, log_level: str) -> None:
+def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     """feedhub: follow RSS/Atom sources and republish them as merged per-category feeds."""
-    setup_logging(log_level)
+    setup_logging(log_level or "WARNING")
     ctx.ensure_object(dict)
     ctx.obj["path"] = config_path
+    ctx.obj["log_level"] = log_level
 
 
 @cli.command()
@@ -180,10 +183,32 @@ def serve_command(ctx: click.Context, listen: str | None) -> None:
     async def work(store: Store) -> None:
         if not await store.documents():
             await republish(store, config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         click.echo(f"serving {config.site.title} on http://{host}:{port}/", err=True)
-        await serve(create_app(store), host, port)
+        await serve(create_app(store), host, port, stop)
 
     _run(_with_store(config, work))
+
+
+@cli.command("run")
+@click.option("--listen", metavar="HOST:PORT", help="Address to listen on (default: server.listen).")
+@click.option("--tick", "tick_every", type=click.FloatRange(min=0.2), default=5.0, show_default=True,
+              hidden=True, help="Seconds between checks for due sources.")
+@click.pass_context
+@_handles_errors
+def run_command(ctx: click.Context, listen: str | None, tick_every: float) -> None:
+    """The daemon: poll sources on schedule and serve the outputs (systemd notify aware)."""
+    from feedhub.daemon import DaemonOptions, run
+
+    config = _config(ctx)
+    if ctx.obj.get("log_level") is None:
+        setup_logging(config.log_level)
+    options = DaemonOptions(config_path=ctx.obj["path"], listen=_listen(listen, config) if listen
+                            else None, tick_every=tick_every)
+    _run(run(options))
 
 
 def _ago(when: datetime | None, now: datetime) -> str:

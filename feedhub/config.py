@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,7 +76,12 @@ class Config:
     site: Site
     listen_host: str
     listen_port: int
+    log_level: str
     max_entries: int
+    #: Delete entries published longer ago than this (``None``: keep everything).
+    retention_days: int | None
+    #: Keep only this many newest entries per source (``None``: keep everything).
+    retention_entries: int | None
     categories: Mapping[str, Category]
     sources: tuple[Source, ...]
 
@@ -113,8 +118,8 @@ def _duration(value: Any) -> timedelta:
             f"invalid duration {value!r}: use a number and a unit s, m, h or d, such as 30s, 15m, 2h"
         )
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 30:
-        raise ValueError(f"duration {value!r} is too short: poll no more often than every 30s")
+    if seconds < 1:
+        raise ValueError(f"duration {value!r} is too short: use at least 1s")
     return timedelta(seconds=seconds)
 
 
@@ -176,6 +181,12 @@ class _SiteModel(_Strict):
 
 class _ServerModel(_Strict):
     listen: Listen = "127.0.0.1:8080"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class _RetentionModel(_Strict):
+    days: int | None = Field(default=None, ge=1)
+    entries_per_source: int | None = Field(default=None, ge=1)
 
 
 class _DefaultsModel(_Strict):
@@ -201,6 +212,7 @@ class _FileModel(_Strict):
     site: _SiteModel
     server: _ServerModel = _ServerModel()
     defaults: _DefaultsModel = _DefaultsModel()
+    retention: _RetentionModel = _RetentionModel()
     categories: dict[str, _CategoryModel] = Field(min_length=1)
     sources: list[_SourceModel] = Field(default_factory=list)
 
@@ -210,6 +222,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "site": _SiteModel,
     "server": _ServerModel,
     "defaults": _DefaultsModel,
+    "retention": _RetentionModel,
     "categories": _CategoryModel,
     "sources": _SourceModel,
 }
@@ -316,7 +329,10 @@ def _resolve(model: _FileModel, tree: CommentedMap, path: Path) -> Config:
                   data_dir=data_dir, rsshub=rsshub),
         listen_host=host.strip("[]"),
         listen_port=int(port),
+        log_level=model.server.log_level,
         max_entries=model.defaults.max_entries,
+        retention_days=model.retention.days,
+        retention_entries=model.retention.entries_per_source,
         categories={slug: Category(slug=slug, title=c.title, description=c.description)
                     for slug, c in model.categories.items()},
         sources=tuple(sources),

@@ -7,11 +7,14 @@ requests, and gzip when the client accepts it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import gzip
 import json
+import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 
 import uvicorn
@@ -21,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from feedhub.errors import FeedhubError
 from feedhub.metrics import REGISTRY
 from feedhub.model import Document, PollStatus
 from feedhub.store import Store
@@ -133,8 +137,71 @@ def _store_health(store: Store) -> HealthCheck:
     return check
 
 
-async def serve(app: Starlette, host: str, port: int) -> None:
-    """Serve ``app`` until cancelled or signalled."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", server_header=False)
-    await uvicorn.Server(config).serve()
+class ServeError(FeedhubError):
+    """The HTTP server could not start."""
+
+
+class _Uvicorn(uvicorn.Server):
+    # feedhub handles signals itself (reload, graceful stop).
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """uvicorn serving an app on a socket bound up front, so errors are ours to report."""
+
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        self._app, self.host, self.port = app, host, port
+        self._server: _Uvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind and start answering.
+
+        Raises:
+            ServeError: the address cannot be bound.
+        """
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            raise ServeError(f"cannot listen on {self.host}:{self.port}") from e
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
+                                server_header=False, timeout_graceful_shutdown=5)
+        self._server = _Uvicorn(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise ServeError(f"the server on {self.host}:{self.port} stopped at startup")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        """Stop answering; in-flight responses get a few seconds to finish."""
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+    async def wait(self) -> None:
+        """Until the server stops by itself."""
+        if self._task is not None:
+            await self._task
+
+
+async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` until ``stop`` is set.
+
+    Raises:
+        ServeError: the address cannot be bound.
+    """
+    server = HttpServer(app, host, port)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -6,7 +6,7 @@ raise :class:`~feedhub.errors.StoreError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,9 +26,10 @@ class Store(Protocol):
     """Persistent state of a feedhub instance.
 
     Lifecycle: ``close``, ``ping``.
-    Sources: ``source_state``, ``source_states``.
+    Sources: ``source_state``, ``source_states``, ``ensure_sources``, ``due_sources``,
+    ``reschedule``.
     Poll results: ``save_poll`` applies one source's result atomically.
-    Entries: ``latest_entries``, ``entry_counts``.
+    Entries: ``latest_entries``, ``entry_counts``, ``prune``.
     Documents: ``put_documents``, ``document``, ``documents``.
     """
 
@@ -48,6 +49,18 @@ class Store(Protocol):
     async def source_states(self) -> list[SourceState]:
         """Every source ever polled, ordered by URL."""
 
+    async def ensure_sources(self, first_polls: Mapping[str, datetime]) -> int:
+        """Start remembering sources never seen before, due at the given instants.
+
+        Known sources are left as they are. Returns how many were added.
+        """
+
+    async def due_sources(self, urls: Iterable[str], now: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` of ``urls`` due at ``now``, the longest overdue first."""
+
+    async def reschedule(self, url: str, when: datetime) -> None:
+        """Move a source's next poll to ``when`` (an interval changed)."""
+
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
                         seen_at: datetime) -> SaveResult:
         """Store a source's new state and its entries in one transaction.
@@ -65,6 +78,11 @@ class Store(Protocol):
 
     async def entry_counts(self) -> dict[str, int]:
         """Stored entries per source URL."""
+
+    async def prune(self, *, older_than: datetime | None, keep_per_source: int | None) -> int:
+        """Delete entries published before ``older_than``, and all but the newest
+        ``keep_per_source`` of each source. Returns how many were deleted.
+        """
 
     async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
         """Store rendered documents; return those whose bytes changed (as stored)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,6 +131,33 @@ class SQLiteStore:
                 "SELECT * FROM sources ORDER BY url") as cur:
             return [_state(row) for row in await cur.fetchall()]
 
+    async def ensure_sources(self, first_polls: Mapping[str, datetime]) -> int:
+        async with self._errors("add sources"), self._transaction():
+            before = self._db.total_changes
+            await self._db.executemany(
+                "INSERT INTO sources (url, next_poll_at) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
+                [(url, _ts(when)) for url, when in first_polls.items()])
+            return self._db.total_changes - before
+
+    async def due_sources(self, urls: Iterable[str], now: datetime, limit: int) -> list[str]:
+        wanted = list(urls)
+        due: list[tuple[str, str]] = []
+        async with self._errors("find due sources"):
+            for i in range(0, len(wanted), _IN_BATCH):
+                batch = wanted[i:i + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                async with self._db.execute(
+                        f"SELECT url, next_poll_at FROM sources WHERE next_poll_at <= ? "
+                        f"AND url IN ({marks}) ORDER BY next_poll_at LIMIT ?",
+                        (_ts(now), *batch, limit)) as cur:
+                    due += [(row[0], row[1]) for row in await cur.fetchall()]
+        return [url for url, _ in sorted(due, key=lambda d: d[1])[:limit]]
+
+    async def reschedule(self, url: str, when: datetime) -> None:
+        async with self._errors(f"reschedule {url}"), self._transaction():
+            await self._db.execute("UPDATE sources SET next_poll_at = ? WHERE url = ?",
+                                   (_ts(when), url))
+
     # --- poll results ---------------------------------------------------------------
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
@@ -208,6 +235,21 @@ class SQLiteStore:
         async with self._errors("read entries"), self._db.execute(
                 sql, (*urls, limit, offset)) as cur:
             return [_entry(row) for row in await cur.fetchall()]
+
+    async def prune(self, *, older_than: datetime | None, keep_per_source: int | None) -> int:
+        async with self._errors("prune entries"), self._transaction():
+            before = self._db.total_changes
+            if older_than is not None:
+                await self._db.execute("DELETE FROM entries WHERE published < ?", (_ts(older_than),))
+            if keep_per_source is not None:
+                await self._db.execute(
+                    """DELETE FROM entries WHERE id IN (
+                           SELECT id FROM (
+                               SELECT id, ROW_NUMBER() OVER (
+                                   PARTITION BY source_url ORDER BY published DESC, id DESC) AS n
+                               FROM entries)
+                           WHERE n > ?)""", (keep_per_source,))
+            return self._db.total_changes - before
 
     async def entry_counts(self) -> dict[str, int]:
         async with self._errors("count entries"), self._db.execute(

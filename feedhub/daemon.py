@@ -1,0 +1,318 @@
+"""``feedhub run``: the scheduler, the pipeline and the HTTP server in one process.
+
+Lifecycle: open the store, HTTP client and server, start the scheduler, then
+tell systemd ``READY=1``. ``SIGHUP`` reloads ``feeds.yaml`` (keeping the old
+configuration if the new one is invalid); ``SIGTERM``/``SIGINT`` stop
+scheduling, let in-flight polls finish (bounded), stop the server and close
+the store. The watchdog is fed only while the store answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from feedhub import metrics
+from feedhub.config import Config, Source, load_config
+from feedhub.errors import ConfigError, FeedhubError
+from feedhub.fetch import Fetcher
+from feedhub.model import PollOutcome, PollStatus, utcnow
+from feedhub.pipeline import Deps, changed_categories, poll_source, republish
+from feedhub.policy import first_poll_at
+from feedhub.schedule import Jobs, Scheduler
+from feedhub.server import HttpServer, create_app
+from feedhub.store import Store, open_store
+from feedhub.systemd import Notifier, watchdog_interval
+
+log = logging.getLogger("feedhub.daemon")
+
+#: Sources polled at the same time, at most.
+MAX_IN_FLIGHT = 20
+#: Never-polled sources are spread over this window (or their interval, if shorter).
+FIRST_POLL_WINDOW = timedelta(minutes=1)
+#: How long in-flight polls may take to finish on stop.
+STOP_GRACE = 10.0
+
+
+@dataclass(slots=True, kw_only=True)
+class DaemonOptions:
+    """How ``feedhub run`` was started."""
+
+    config_path: Path
+    listen: tuple[str, int] | None = None
+    tick_every: float = 5.0
+
+
+@dataclass(slots=True)
+class _Stats:
+    last_tick: float = field(default_factory=time.monotonic)
+    last_cycle: str = "-"
+
+
+class Daemon:
+    """One running feedhub: owns the configuration, the store and the jobs."""
+
+    def __init__(self, config: Config, options: DaemonOptions, notifier: Notifier) -> None:
+        self.config = config
+        self.options = options
+        self.notifier = notifier
+        self.store: Store | None = None
+        self.fetcher: Fetcher | None = None
+        self._in_flight: dict[str, asyncio.Task[PollOutcome | None]] = {}
+        self._dirty: set[str] = set()
+        self._stop = asyncio.Event()
+        self._stats = _Stats()
+        self.port: int | None = None
+
+    # --- jobs -----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Start polls for the sources that are due, up to the in-flight bound."""
+        self._stats.last_tick = time.monotonic()
+        if self._stop.is_set() or self.store is None:
+            return
+        room = MAX_IN_FLIGHT - len(self._in_flight)
+        if room <= 0:
+            return
+        candidates = [s.url for s in self.config.sources if s.url not in self._in_flight]
+        due = await self.store.due_sources(candidates, utcnow(), room)
+        for url in due:
+            source = self.config.source(url)
+            if source is not None:
+                task = asyncio.create_task(self._poll(source), name=f"poll {url}")
+                self._in_flight[url] = task
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[PollOutcome | None]) -> None:
+        url = task.get_name().removeprefix("poll ")
+        self._in_flight.pop(url, None)
+
+    async def _poll(self, source: Source) -> PollOutcome | None:
+        assert self.store is not None and self.fetcher is not None
+        deps = Deps(config=self.config, store=self.store, fetcher=self.fetcher)
+        try:
+            # The pipeline skips gone/rate-limited sources itself; the store's
+            # next_poll_at already honours both, so polling here is never forced.
+            outcome = await poll_source(deps, source)
+        except FeedhubError as e:
+            log.error("poll of %s failed: %s", source.url, e)
+            return None
+        self._record(outcome)
+        return outcome
+
+    def _record(self, outcome: PollOutcome) -> None:
+        metrics.POLLS.labels(outcome.status.value).inc()
+        metrics.ENTRIES.labels("new").inc(outcome.new)
+        metrics.ENTRIES.labels("updated").inc(outcome.updated)
+        self._dirty |= changed_categories(self.config, [outcome])
+        self._stats.last_cycle = utcnow().strftime("%H:%M:%S UTC")
+
+    async def republish(self) -> None:
+        """Render and publish the categories whose entries changed."""
+        if not self._dirty or self.store is None:
+            return
+        slugs, self._dirty = self._dirty, set()
+        try:
+            changed = await republish(self.store, self.config, slugs, self.config.public_dir)
+        except FeedhubError as e:
+            self._dirty |= slugs  # try again on the next run
+            log.error("republish failed: %s", e)
+            return
+        metrics.DOCUMENTS.inc(len(changed))
+        if changed:
+            log.info("republished %d documents (%s)", len(changed), ", ".join(sorted(slugs)))
+        await self._report_status()
+
+    async def prune(self) -> None:
+        """Apply the retention settings."""
+        config = self.config
+        if self.store is None or (config.retention_days is None and config.retention_entries is None):
+            return
+        older = utcnow() - timedelta(days=config.retention_days) if config.retention_days else None
+        try:
+            deleted = await self.store.prune(older_than=older,
+                                             keep_per_source=config.retention_entries)
+        except FeedhubError as e:
+            log.error("prune failed: %s", e)
+            return
+        if deleted:
+            log.info("pruned %d entries by retention", deleted)
+            self._dirty |= {"all", *config.categories}
+
+    # --- configuration ----------------------------------------------------------------
+
+    async def schedule_new_sources(self, window: timedelta) -> None:
+        """Give never-polled sources a first poll time, spread over ``window``."""
+        assert self.store is not None
+        now = utcnow()
+        added = await self.store.ensure_sources(
+            {s.url: first_poll_at(now=now, url=s.url, interval=min(s.interval, window))
+             for s in self.config.sources})
+        if added:
+            log.info("scheduled %d new sources", added)
+
+    async def reload(self) -> None:
+        """Re-read feeds.yaml; on error keep the running configuration."""
+        self.notifier.reloading()
+        try:
+            new = load_config(self.options.config_path)
+        except ConfigError as e:
+            log.error("reload failed, keeping the running configuration:\n%s", e)
+            self.notifier.ready(f"reload failed: {e.issues[0]}")
+            return
+        old, self.config = self.config, new
+        assert self.store is not None
+        await self.schedule_new_sources(FIRST_POLL_WINDOW)
+        now = utcnow()
+        for source in new.sources:
+            before = old.source(source.url)
+            if before is not None and before.interval != source.interval:
+                state = await self.store.source_state(source.url)
+                if state and state.last_poll_at and state.next_poll_at:
+                    await self.store.reschedule(source.url,
+                                                min(state.next_poll_at, max(now, state.last_poll_at
+                                                                            + source.interval)))
+        self._dirty |= {"all", *new.categories}
+        added = len({s.url for s in new.sources} - {s.url for s in old.sources})
+        removed = len({s.url for s in old.sources} - {s.url for s in new.sources})
+        log.info("reloaded %s: %d sources (%d added, %d removed)", new.path, len(new.sources),
+                 added, removed)
+        self.notifier.ready(await self._status_line())
+
+    # --- health -------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, object]:
+        """What ``/healthz`` reports; ``status`` is ``ok`` only when all is well."""
+        assert self.store is not None
+        writable = True
+        try:
+            await asyncio.wait_for(self.store.ping(), timeout=5)
+        except (FeedhubError, TimeoutError):
+            writable = False
+        states = await self.store.source_states() if writable else []
+        configured = {s.url for s in self.config.sources}
+        states = [s for s in states if s.url in configured]
+        failing = sum(s.last_status in (PollStatus.ERROR, PollStatus.RATE_LIMITED) for s in states)
+        gone = sum(s.last_status == PollStatus.GONE for s in states)
+        tick_age = time.monotonic() - self._stats.last_tick
+        scheduler_ok = tick_age < max(60.0, self.options.tick_every * 6)
+        return {
+            "status": "ok" if writable and scheduler_ok else "unhealthy",
+            "store_writable": writable,
+            "scheduler_ok": scheduler_ok,
+            "last_tick_seconds_ago": round(tick_age, 1),
+            "sources": {"total": len(configured), "ok": len(states) - failing - gone,
+                        "failing": failing, "gone": gone,
+                        "never_polled": len(configured) - len(states)},
+            "in_flight": len(self._in_flight),
+        }
+
+    async def _status_line(self) -> str:
+        report = await self.health()
+        sources = report["sources"]
+        assert isinstance(sources, dict)
+        return (f"{sources['total']} sources: {sources['ok']} ok, {sources['failing']} failing, "
+                f"{sources['gone']} gone; last poll {self._stats.last_cycle}")
+
+    async def _report_status(self) -> None:
+        self.notifier.status(await self._status_line())
+
+    async def _watchdog(self, every: float) -> None:
+        assert self.store is not None
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self.store.ping(), timeout=every)
+            except (FeedhubError, TimeoutError) as e:
+                log.error("watchdog: the store does not answer (%s); not feeding the watchdog", e)
+            else:
+                self.notifier.watchdog()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=every)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the daemon to stop gracefully."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stopped.
+
+        Raises:
+            FeedhubError: the store or the server cannot start.
+        """
+        loop = asyncio.get_running_loop()
+        async with AsyncExitStack() as stack:
+            self.store = await open_store(self.config.store_path)
+            stack.push_async_callback(self.store.close)
+            self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
+            await self.schedule_new_sources(FIRST_POLL_WINDOW)
+            if not await self.store.documents():
+                await republish(self.store, self.config, None, self.config.public_dir)
+            host, port = self.options.listen or (self.config.listen_host, self.config.listen_port)
+            server = HttpServer(create_app(self.store, self.health), host, port)
+            await server.start()
+            self.port = server.port
+            stack.push_async_callback(server.stop)
+            scheduler = Scheduler(Jobs(tick=self.tick, republish=self.republish, prune=self.prune,
+                                       tick_every=self.options.tick_every))
+            scheduler.start()
+            stack.callback(scheduler.shutdown)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            stack.callback(self._remove_signal_handlers, loop)
+            log.info("feedhub running: %d sources, serving http://%s:%d/",
+                     len(self.config.sources), host, server.port)
+            self.notifier.ready(await self._status_line())
+            every = watchdog_interval()
+            if every:
+                watchdog = asyncio.create_task(self._watchdog(every))
+                stack.push_async_callback(_cancel, watchdog)
+            await self._stop.wait()
+            self.notifier.stopping()
+            log.info("stopping: waiting for %d polls in flight", len(self._in_flight))
+            scheduler.shutdown()
+            await self._drain()
+            await self.republish()
+        log.info("stopped")
+
+    async def _drain(self) -> None:
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("cancelled %d polls still running after %.0fs; their sources are polled "
+                        "again after restart", len(pending), STOP_GRACE)
+            await asyncio.wait(pending, timeout=5)
+
+    @staticmethod
+    def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def run(options: DaemonOptions) -> None:
+    """Load the configuration and run the daemon until it is stopped.
+
+    Raises:
+        ConfigError: the configuration is invalid at startup.
+        FeedhubError: the store or the server cannot start.
+    """
+    config = load_config(options.config_path)
+    await Daemon(config, options, Notifier()).run()
