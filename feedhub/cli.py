@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,9 +197,11 @@ def serve_command(ctx: click.Context, listen: str | None) -> None:
 @click.option("--listen", metavar="HOST:PORT", help="Address to listen on (default: server.listen).")
 @click.option("--tick", "tick_every", type=click.FloatRange(min=0.2), default=5.0, show_default=True,
               hidden=True, help="Seconds between checks for due sources.")
+@click.option("--spread", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              hidden=True, help="Seconds over which never-polled sources get their first poll.")
 @click.pass_context
 @_handles_errors
-def run_command(ctx: click.Context, listen: str | None, tick_every: float) -> None:
+def run_command(ctx: click.Context, listen: str | None, tick_every: float, spread: float) -> None:
     """The daemon: poll sources on schedule and serve the outputs (systemd notify aware)."""
     from feedhub.daemon import DaemonOptions, run
 
@@ -207,7 +209,8 @@ def run_command(ctx: click.Context, listen: str | None, tick_every: float) -> No
     if ctx.obj.get("log_level") is None:
         setup_logging(config.log_level)
     options = DaemonOptions(config_path=ctx.obj["path"], listen=_listen(listen, config) if listen
-                            else None, tick_every=tick_every)
+                            else None, tick_every=tick_every,
+                            first_poll_window=timedelta(seconds=spread))
     _run(run(options))
 
 

@@ -25,6 +25,7 @@ from feedhub.fetch import Fetcher
 from feedhub.model import PollOutcome, PollStatus, utcnow
 from feedhub.pipeline import Deps, changed_categories, poll_source, republish
 from feedhub.policy import first_poll_at
+from feedhub.publish.static import write_documents
 from feedhub.schedule import Jobs, Scheduler
 from feedhub.server import HttpServer, create_app
 from feedhub.store import Store, open_store
@@ -34,8 +35,6 @@ log = logging.getLogger("feedhub.daemon")
 
 #: Sources polled at the same time, at most.
 MAX_IN_FLIGHT = 20
-#: Never-polled sources are spread over this window (or their interval, if shorter).
-FIRST_POLL_WINDOW = timedelta(minutes=1)
 #: How long in-flight polls may take to finish on stop.
 STOP_GRACE = 10.0
 
@@ -47,6 +46,8 @@ class DaemonOptions:
     config_path: Path
     listen: tuple[str, int] | None = None
     tick_every: float = 5.0
+    #: Never-polled sources are spread over this window (or their interval, if shorter).
+    first_poll_window: timedelta = timedelta(minutes=1)
 
 
 @dataclass(slots=True)
@@ -168,7 +169,7 @@ class Daemon:
             return
         old, self.config = self.config, new
         assert self.store is not None
-        await self.schedule_new_sources(FIRST_POLL_WINDOW)
+        await self.schedule_new_sources(self.options.first_poll_window)
         now = utcnow()
         for source in new.sources:
             before = old.source(source.url)
@@ -252,9 +253,11 @@ class Daemon:
             self.store = await open_store(self.config.store_path)
             stack.push_async_callback(self.store.close)
             self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
-            await self.schedule_new_sources(FIRST_POLL_WINDOW)
-            if not await self.store.documents():
-                await republish(self.store, self.config, None, self.config.public_dir)
+            await self.schedule_new_sources(self.options.first_poll_window)
+            # Everything, not just what is missing: a crash may have come between
+            # storing entries and republishing them, or between storing and writing files.
+            await republish(self.store, self.config)
+            write_documents(await self.store.documents(), self.config.public_dir)
             host, port = self.options.listen or (self.config.listen_host, self.config.listen_port)
             server = HttpServer(create_app(self.store, self.health), host, port)
             await server.start()

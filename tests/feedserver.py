@@ -144,6 +144,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.owner = owner
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-request are expected in tests; stay quiet."""
+
 
 class FeedServer:
     """Serves configurable routes on 127.0.0.1 and logs every request."""
