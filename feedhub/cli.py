@@ -23,7 +23,7 @@ from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.log import setup_logging
 from feedhub.model import PollOutcome, PollStatus, SourceState, utcnow
-from feedhub.pipeline import Deps, changed_categories, poll_sources, republish
+from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, republish
 from feedhub.server import create_app, serve
 from feedhub.store import Store, open_store
 
@@ -276,6 +276,26 @@ def _status_row(source: Source, st: SourceState | None, entries: int) -> dict[st
         "error": st.error if st else None,
         "moved_to": st.moved_to if st else None,
     }
+
+
+@cli.command()
+@click.option("--orphans", is_flag=True,
+              help="Also delete the entries of sources no longer in feeds.yaml.")
+@click.pass_context
+@_handles_errors
+def prune(ctx: click.Context, orphans: bool) -> None:
+    """Apply the retention settings now (and forget removed sources with --orphans)."""
+    config = _config(ctx)
+
+    async def work(store: Store) -> tuple[int, int]:
+        by_retention = await apply_retention(store, config)
+        by_orphans = await store.forget_sources(s.url for s in config.sources) if orphans else 0
+        if by_retention or by_orphans:
+            await republish(store, config, None, config.public_dir)
+        return by_retention, by_orphans
+
+    by_retention, by_orphans = _run(_with_store(config, work))
+    click.echo(f"deleted {by_retention} entries by retention, {by_orphans} of removed sources")
 
 
 @cli.group()

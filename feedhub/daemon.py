@@ -23,7 +23,7 @@ from feedhub.config import Config, Source, load_config
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.model import PollOutcome, PollStatus, utcnow
-from feedhub.pipeline import Deps, changed_categories, poll_source, republish
+from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_source, republish
 from feedhub.policy import first_poll_at
 from feedhub.publish.static import write_documents
 from feedhub.schedule import Jobs, Scheduler
@@ -35,6 +35,7 @@ log = logging.getLogger("feedhub.daemon")
 
 #: Sources polled at the same time, at most.
 MAX_IN_FLIGHT = 20
+_SUCCEEDED = frozenset({PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED})
 #: How long in-flight polls may take to finish on stop.
 STOP_GRACE = 10.0
 
@@ -83,6 +84,9 @@ class Daemon:
             return
         candidates = [s.url for s in self.config.sources if s.url not in self._in_flight]
         due = await self.store.due_sources(candidates, utcnow(), room)
+        if due:
+            log.info("tick: polling %d due sources (%d already in flight)", len(due),
+                     len(self._in_flight))
         for url in due:
             source = self.config.source(url)
             if source is not None:
@@ -111,6 +115,12 @@ class Daemon:
         metrics.POLLS.labels(outcome.status.value).inc()
         metrics.ENTRIES.labels("new").inc(outcome.new)
         metrics.ENTRIES.labels("updated").inc(outcome.updated)
+        if outcome.fetch_seconds:
+            metrics.FETCH_SECONDS.observe(outcome.fetch_seconds)
+        metrics.FETCHED_BYTES.inc(outcome.fetched_bytes)
+        source = self.config.source(outcome.source_url)
+        if source is not None and outcome.status in _SUCCEEDED:
+            metrics.LAST_SUCCESS.labels(source.category).set(time.time())
         self._dirty |= changed_categories(self.config, [outcome])
         self._stats.last_cycle = utcnow().strftime("%H:%M:%S UTC")
 
@@ -133,12 +143,10 @@ class Daemon:
     async def prune(self) -> None:
         """Apply the retention settings."""
         config = self.config
-        if self.store is None or (config.retention_days is None and config.retention_entries is None):
+        if self.store is None:
             return
-        older = utcnow() - timedelta(days=config.retention_days) if config.retention_days else None
         try:
-            deleted = await self.store.prune(older_than=older,
-                                             keep_per_source=config.retention_entries)
+            deleted = await apply_retention(self.store, config)
         except FeedhubError as e:
             log.error("prune failed: %s", e)
             return
@@ -201,6 +209,10 @@ class Daemon:
         states = [s for s in states if s.url in configured]
         failing = sum(s.last_status in (PollStatus.ERROR, PollStatus.RATE_LIMITED) for s in states)
         gone = sum(s.last_status == PollStatus.GONE for s in states)
+        ok = len(states) - failing - gone
+        for name, value in (("ok", ok), ("failing", failing), ("gone", gone),
+                            ("never_polled", len(configured) - len(states))):
+            metrics.SOURCES.labels(name).set(value)
         tick_age = time.monotonic() - self._stats.last_tick
         scheduler_ok = tick_age < max(60.0, self.options.tick_every * 6)
         return {
@@ -208,7 +220,7 @@ class Daemon:
             "store_writable": writable,
             "scheduler_ok": scheduler_ok,
             "last_tick_seconds_ago": round(tick_age, 1),
-            "sources": {"total": len(configured), "ok": len(states) - failing - gone,
+            "sources": {"total": len(configured), "ok": ok,
                         "failing": failing, "gone": gone,
                         "never_polled": len(configured) - len(states)},
             "in_flight": len(self._in_flight),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -15,3 +15,8 @@ ENTRIES = Counter("feedhub_entries", "Entries stored, by kind (new, updated)", [
                   registry=REGISTRY)
 DOCUMENTS = Counter("feedhub_documents_rendered", "Rendered documents whose bytes changed",
                     registry=REGISTRY)
+LAST_SUCCESS = Gauge("feedhub_last_success_timestamp_seconds",
+                     "Unix time of the last successful poll of any source in a category",
+                     ["category"], registry=REGISTRY)
+SOURCES = Gauge("feedhub_sources", "Configured sources by last poll result", ["state"],
+                registry=REGISTRY)

@@ -203,6 +203,9 @@ class PollOutcome:
     error: str | None = None
     moved_to: str | None = None
     next_poll_at: datetime | None = None
+    #: Seconds the fetch took, and body bytes received (0 when nothing was fetched).
+    fetch_seconds: float = 0.0
+    fetched_bytes: int = 0
 
     @property
     def changed(self) -> bool:

@@ -152,7 +152,8 @@ async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchRe
     result = await deps.store.save_poll(new_state, parsed.entries if parsed else [], now)
     outcome = PollOutcome(source_url=source.url, status=status, http_status=fetched.http_status,
                           new=result.new, updated=result.updated, error=new_state.error,
-                          moved_to=new_state.moved_to, next_poll_at=due)
+                          moved_to=new_state.moved_to, next_poll_at=due,
+                          fetch_seconds=fetched.elapsed, fetched_bytes=len(fetched.body))
     _log(outcome)
     return outcome
 
@@ -191,3 +192,15 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     if out_dir is not None:
         write_documents(changed, out_dir)
     return changed
+
+
+async def apply_retention(store: Store, config: Config) -> int:
+    """Delete entries beyond the configured retention; how many were deleted.
+
+    Raises:
+        StoreError: the store failed.
+    """
+    if config.retention_days is None and config.retention_entries is None:
+        return 0
+    older = utcnow() - timedelta(days=config.retention_days) if config.retention_days else None
+    return await store.prune(older_than=older, keep_per_source=config.retention_entries)

@@ -73,6 +73,12 @@ def test_sources_polled_on_schedule_and_failures_back_off(
         metrics = daemon.get("/metrics").text
         assert 'feedhub_polls_total{status="error"}' in metrics
         assert 'feedhub_polls_total{status="gone"}' in metrics
+        assert "feedhub_fetch_duration_seconds_count" in metrics
+        assert 'feedhub_last_success_timestamp_seconds{category="zhengquanshibaowang"}' in metrics
+        assert 'feedhub_sources{state="failing"} 1.0' in metrics
+        fetched = [line for line in metrics.splitlines()
+                   if line.startswith("feedhub_fetched_bytes_total")]
+        assert fetched and float(fetched[0].split()[1]) > 0
         assert "poll failed" in daemon.stderr and "HTTP 500" in daemon.stderr
         assert daemon.stop() == 0
 

@@ -29,7 +29,7 @@ class Store(Protocol):
     Sources: ``source_state``, ``source_states``, ``ensure_sources``, ``due_sources``,
     ``reschedule``.
     Poll results: ``save_poll`` applies one source's result atomically.
-    Entries: ``latest_entries``, ``entry_counts``, ``prune``.
+    Entries: ``latest_entries``, ``entry_counts``, ``prune``, ``forget_sources``.
     Documents: ``put_documents``, ``document``, ``documents``.
     """
 
@@ -83,6 +83,9 @@ class Store(Protocol):
         """Delete entries published before ``older_than``, and all but the newest
         ``keep_per_source`` of each source. Returns how many were deleted.
         """
+
+    async def forget_sources(self, keep: Iterable[str]) -> int:
+        """Delete every source not in ``keep``, with its entries. Returns entries deleted."""
 
     async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
         """Store rendered documents; return those whose bytes changed (as stored)."""

@@ -251,6 +251,20 @@ class SQLiteStore:
                            WHERE n > ?)""", (keep_per_source,))
             return self._db.total_changes - before
 
+    async def forget_sources(self, keep: Iterable[str]) -> int:
+        async with self._errors("forget sources"), self._transaction():
+            await self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_urls (url TEXT PRIMARY KEY)")
+            await self._db.execute("DELETE FROM keep_urls")
+            await self._db.executemany("INSERT OR IGNORE INTO keep_urls VALUES (?)",
+                                       [(url,) for url in keep])
+            before = self._db.total_changes
+            await self._db.execute(
+                "DELETE FROM entries WHERE source_url NOT IN (SELECT url FROM keep_urls)")
+            deleted = self._db.total_changes - before
+            await self._db.execute("DELETE FROM sources WHERE url NOT IN (SELECT url FROM keep_urls)")
+            await self._db.execute("DELETE FROM keep_urls")
+            return deleted
+
     async def entry_counts(self) -> dict[str, int]:
         async with self._errors("count entries"), self._db.execute(
                 "SELECT source_url, COUNT(*) FROM entries GROUP BY source_url") as cur:
