@@ -30,6 +30,7 @@ RESERVED_SLUGS = frozenset({"all", "q"})
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_DURATION = 365 * 86400
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -118,6 +119,8 @@ def _duration(value: Any) -> timedelta:
             f"invalid duration {value!r}: use a number and a unit s, m, h or d, such as 30s, 15m, 2h"
         )
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > _MAX_DURATION:
+        raise ValueError(f"duration {value!r} is too long: use at most 365d")
     if seconds < 1:
         raise ValueError(f"duration {value!r} is too short: use at least 1s")
     return timedelta(seconds=seconds)
@@ -125,15 +128,21 @@ def _duration(value: Any) -> timedelta:
 
 def _http_url(value: Any) -> str:
     text = str(value).strip()
-    if text.startswith("rsshub:"):
-        return text
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"invalid URL {value!r}: write an absolute http:// or https:// URL"
-            " (or rsshub:/route for the RSSHub instance in site.rsshub)"
-        )
+        raise ValueError(f"invalid URL {value!r}: write an absolute http:// or https:// URL")
     return text
+
+
+def _source_url(value: Any) -> str:
+    text = str(value).strip()
+    if text.startswith("rsshub:"):
+        return text
+    try:
+        return _http_url(text)
+    except ValueError:
+        raise ValueError(f"invalid URL {value!r}: write an absolute http:// or https:// URL, or "
+                         "rsshub:/route for the RSSHub instance in site.rsshub") from None
 
 
 def _timezone(value: Any) -> str:
@@ -162,6 +171,7 @@ def _listen(value: Any) -> str:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+SourceUrl = Annotated[str, BeforeValidator(_source_url)]
 TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
 EncodingName = Annotated[str, BeforeValidator(_encoding)]
 Listen = Annotated[str, BeforeValidator(_listen)]
@@ -200,7 +210,7 @@ class _CategoryModel(_Strict):
 
 
 class _SourceModel(_Strict):
-    url: HttpUrl
+    url: SourceUrl
     category: str
     name: str | None = None
     interval: Duration | None = None
@@ -263,11 +273,18 @@ def parse_config(text: str, path: Path) -> Config:
     if not isinstance(tree, CommentedMap):
         raise ConfigError([ConfigIssue(name, 1, "", "the file must be a mapping with site:, "
                                        "categories: and sources:", "see the example feeds.yaml")])
+    data = _plain(tree)
+    cross = _cross_issues(data, tree, name)
     try:
-        model = _FileModel.model_validate(_plain(tree))
+        model = _FileModel.model_validate(data)
     except ValidationError as e:
-        raise ConfigError([_issue_from_pydantic(name, tree, err) for err in e.errors()]) from None
-    return _resolve(model, tree, path)
+        issues = [_issue_from_pydantic(name, tree, err) for err in e.errors()]
+        seen = {i.field for i in issues}
+        raise ConfigError(sorted(issues + [i for i in cross if i.field not in seen],
+                                 key=lambda i: i.line or 0)) from None
+    if cross:
+        raise ConfigError(cross)
+    return _resolve(model, path)
 
 
 def _plain(node: Any) -> Any:
@@ -279,54 +296,67 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _resolve(model: _FileModel, tree: CommentedMap, path: Path) -> Config:
-    name = str(path)
+def _cross_issues(data: Any, tree: CommentedMap, name: str) -> list[ConfigIssue]:
+    """Checks across fields (slugs, category references, duplicates) on the raw data.
+
+    They run even when the schema check fails, so every problem is reported at once.
+    """
     issues: list[ConfigIssue] = []
-    for slug in model.categories:
+    categories = data.get("categories") if isinstance(data, dict) else None
+    slugs = list(categories) if isinstance(categories, dict) else []
+    for slug in slugs:
         if not _SLUG.match(slug) or slug in RESERVED_SLUGS:
             issues.append(ConfigIssue(
                 name, _line(tree, ("categories", slug)), f"categories.{slug}",
                 f"invalid category slug {slug!r}",
                 "use lower-case letters, digits, - and _ (not 'all' or 'q'); it becomes a URL path"))
-    site_tz = model.site.timezone
-    rsshub = model.site.rsshub.rstrip("/") + "/"
-    base_url = model.site.base_url.rstrip("/") + "/"
-    sources: list[Source] = []
+    sources = data.get("sources") if isinstance(data, dict) else None
+    site = data.get("site") if isinstance(data, dict) else None
+    rsshub = str(site.get("rsshub", _SiteModel.model_fields["rsshub"].default)
+                 if isinstance(site, dict) else "")
     seen: dict[str, int] = {}
-    for i, raw in enumerate(model.sources):
-        url = raw.url
-        if url.startswith("rsshub:"):
-            url = rsshub + url.removeprefix("rsshub:").lstrip("/")
+    for i, raw in enumerate(sources if isinstance(sources, list) else []):
+        if not isinstance(raw, dict):
+            continue
         field = f"sources[{i}]"
-        if raw.category not in model.categories:
-            known = ", ".join(model.categories)
+        category = raw.get("category")
+        if isinstance(category, str) and categories is not None and category not in slugs:
             issues.append(ConfigIssue(
                 name, _line(tree, ("sources", i, "category")), f"{field}.category",
-                f"category {raw.category!r} is not defined",
-                f"define it under categories: or use one of: {known}"))
-        if url in seen:
+                f"category {category!r} is not defined",
+                f"define it under categories: or use one of: {', '.join(slugs)}"))
+        url = _expand(str(raw.get("url", "")).strip(), rsshub)
+        if url and url in seen:
             issues.append(ConfigIssue(
                 name, _line(tree, ("sources", i, "url")), f"{field}.url",
                 f"duplicate source {url}", f"it is already sources[{seen[url]}]; remove one"))
         seen.setdefault(url, i)
-        sources.append(Source(
-            url=url,
-            category=raw.category,
-            name=raw.name,
-            interval=raw.interval or model.defaults.interval,
-            timezone=ZoneInfo(raw.timezone or site_tz),
-            encoding=raw.encoding,
-        ))
-    if issues:
-        raise ConfigError(issues)
+    return issues
+
+
+def _expand(url: str, rsshub: str) -> str:
+    """A source URL with the ``rsshub:`` shorthand expanded."""
+    if url.startswith("rsshub:"):
+        return rsshub.rstrip("/") + "/" + url.removeprefix("rsshub:").lstrip("/")
+    return url
+
+
+def _resolve(model: _FileModel, path: Path) -> Config:
+    site_tz = model.site.timezone
+    sources = tuple(
+        Source(url=_expand(raw.url, model.site.rsshub), category=raw.category, name=raw.name,
+               interval=raw.interval or model.defaults.interval,
+               timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding)
+        for raw in model.sources)
     host, _, port = model.server.listen.rpartition(":")
     data_dir = Path(model.site.data_dir)
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir
     return Config(
         path=path,
-        site=Site(title=model.site.title, base_url=base_url, timezone=ZoneInfo(site_tz),
-                  data_dir=data_dir, rsshub=rsshub),
+        site=Site(title=model.site.title, base_url=model.site.base_url.rstrip("/") + "/",
+                  timezone=ZoneInfo(site_tz), data_dir=data_dir,
+                  rsshub=model.site.rsshub.rstrip("/") + "/"),
         listen_host=host.strip("[]"),
         listen_port=int(port),
         log_level=model.server.log_level,
@@ -335,7 +365,7 @@ def _resolve(model: _FileModel, tree: CommentedMap, path: Path) -> Config:
         retention_entries=model.retention.entries_per_source,
         categories={slug: Category(slug=slug, title=c.title, description=c.description)
                     for slug, c in model.categories.items()},
-        sources=tuple(sources),
+        sources=sources,
     )
 
 

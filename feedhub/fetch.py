@@ -93,6 +93,9 @@ class Fetcher:
             except httpx.HTTPError as e:
                 result = FetchResult(status=FetchStatus.NETWORK_ERROR, url=url,
                                      error=_describe_http_error(e))
+            except httpx.InvalidURL as e:
+                result = FetchResult(status=FetchStatus.HTTP_ERROR, url=url,
+                                     error=f"invalid URL refused ({e})")
         elapsed = time.monotonic() - started
         return replace(result, elapsed=elapsed)
 

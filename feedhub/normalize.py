@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 
 from feedhub.model import Entry, ParsedEntry, ParsedFeed
-from feedhub.sanitize import clean_html, clean_text, safe_url
+from feedhub.sanitize import clean_html, clean_text, safe_url, xml_safe
 from feedhub.urls import canonical_link
 
 _UNTITLED_CHARS = 60
@@ -37,7 +38,9 @@ def normalize_entry(parsed: ParsedEntry, *, source_url: str, feed_url: str,
     published = seen_at if date is None or date > seen_at else date
     authors = tuple(clean_text(a) for a in parsed.authors if clean_text(a))
     categories = tuple(clean_text(c) for c in parsed.categories if clean_text(c))
-    enclosures = tuple(e for e in parsed.enclosures if safe_url(e.url, feed_url) == e.url)
+    enclosures = tuple(replace(e, type=clean_text(e.type)) for e in parsed.enclosures
+                       if safe_url(e.url, feed_url) == e.url)
+    guid = xml_safe(parsed.id).strip() or None if parsed.id else None
     fingerprint = json.dumps(
         [title, content, link, authors, categories, [(e.url, e.type, e.length) for e in enclosures]],
         ensure_ascii=False)
@@ -45,7 +48,7 @@ def normalize_entry(parsed: ParsedEntry, *, source_url: str, feed_url: str,
     return Entry(
         source_url=source_url,
         key=identity_key(parsed, link),
-        guid=parsed.id,
+        guid=guid,
         link=link,
         canonical_link=canonical_link(link),
         title=title,

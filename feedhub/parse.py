@@ -9,10 +9,13 @@ rather than as UTC, which is what feedparser alone would do.
 from __future__ import annotations
 
 import calendar
+import codecs
+import email.utils
 import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +42,7 @@ def parse(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneIn
         EncodingError: the text cannot be decoded without mangling it.
         ParseError: the body is not an RSS, Atom or JSON feed.
     """
-    if body.lstrip()[:1] == b"{":
+    if body.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"{":
         return _parse_json(body, url, timezone)
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
@@ -49,6 +52,13 @@ def parse(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneIn
     d = feedparser.parse(body, response_headers=response_headers,
                          sanitize_html=False, resolve_relative_uris=True)
     problem = d.get("bozo_exception")
+    if isinstance(problem, feedparser.CharacterEncodingOverride) and not encoding:
+        repaired = _nearly_utf8(body)
+        if repaired is not None:
+            response_headers["content-type"] = "application/xml; charset=utf-8"
+            d = feedparser.parse(repaired, response_headers=response_headers,
+                                 sanitize_html=False, resolve_relative_uris=True)
+            problem = d.get("bozo_exception")
     if isinstance(problem, feedparser.CharacterEncodingUnknown):
         raise EncodingError(url, "the text encoding could not be determined; "
                                  "set encoding: for this source in feeds.yaml") from problem
@@ -65,6 +75,20 @@ def parse(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneIn
         entries=tuple(_entry(e, timezone) for e in d.entries),
         ttl_minutes=int(ttl) if ttl.isdigit() else None,
     )
+
+
+def _nearly_utf8(body: bytes) -> bytes | None:
+    """UTF-8 ``body`` with a few invalid bytes, repaired; ``None`` if it is not that.
+
+    Without this, feedparser falls back to a guessed single-byte charset for the
+    whole document and every CJK character comes out as mojibake.
+    """
+    text = body.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    non_ascii = sum(1 for c in text if ord(c) > 127)
+    if bad == 0 or bad > max(3, non_ascii // 200):
+        return None
+    return transcode_to_utf8(text.encode("utf-8"), "utf-8", "")
 
 
 def _entry(e: Any, tz: ZoneInfo) -> ParsedEntry:
@@ -103,10 +127,7 @@ def _content(e: Any) -> str:
 
 
 def _as_html(value: str, mime: str) -> str:
-    if mime == "text/plain":
-        from html import escape
-        return escape(value)
-    return value
+    return escape(value) if mime == "text/plain" else value
 
 
 def _authors(e: Any) -> tuple[str, ...]:
@@ -118,24 +139,38 @@ def _authors(e: Any) -> tuple[str, ...]:
 
 def _date(e: Any, name: str, tz: ZoneInfo) -> datetime | None:
     """The entry's ``name`` date in UTC; zone-less dates are read in ``tz``."""
-    raw = e.get(name)
-    parsed = e.get(f"{name}_parsed")
+    # dict.get: FeedParserDict.get maps published <-> updated with a warning.
+    raw = str(dict.get(e, name) or "").strip()
+    parsed = dict.get(e, f"{name}_parsed")
     if not raw:
         return None
+    if _is_china_cst(raw, tz):
+        # "CST" from a source in China means UTC+8, not US Central as feedparser reads it.
+        return _text_date(raw[:-3], tz)
     if parsed is None:
-        return _iso_date(str(raw), tz)
+        return _text_date(raw, tz)
     as_utc = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-    if _HAS_ZONE.search(str(raw).strip()):
+    if _HAS_ZONE.search(raw):
         return as_utc
     # feedparser read the wall-clock time as UTC; put it back in the source's zone.
     return as_utc.replace(tzinfo=tz).astimezone(UTC)
 
 
-def _iso_date(raw: str, tz: ZoneInfo) -> datetime | None:
+def _is_china_cst(raw: str, tz: ZoneInfo) -> bool:
+    offset = datetime(2000, 1, 1, tzinfo=tz).utcoffset()
+    return raw.upper().endswith(" CST") and offset is not None and offset.total_seconds() == 8 * 3600
+
+
+def _text_date(raw: str, tz: ZoneInfo) -> datetime | None:
+    """An ISO 8601 or RFC 822 date feedparser could not read; zone-less ones in ``tz``."""
+    raw = raw.strip()
     try:
-        when = datetime.fromisoformat(raw.strip().replace("/", "-"))
+        when = datetime.fromisoformat(raw.replace("/", "-"))
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
     return when.astimezone(UTC)
@@ -169,7 +204,6 @@ def _parse_json(body: bytes, url: str, tz: ZoneInfo) -> ParsedFeed:
 def _json_item(item: dict[str, Any], tz: ZoneInfo) -> ParsedEntry:
     html = item.get("content_html")
     if not isinstance(html, str):
-        from html import escape
         html = escape(str(item.get("content_text") or item.get("summary") or ""))
     authors = item.get("authors")
     if not isinstance(authors, list):
@@ -180,8 +214,8 @@ def _json_item(item: dict[str, Any], tz: ZoneInfo) -> ParsedEntry:
         link=_text(item.get("url") or item.get("external_url")),
         title=str(item.get("title") or ""),
         content_html=html,
-        published=_iso_date(str(item["date_published"]), tz) if item.get("date_published") else None,
-        updated=_iso_date(str(item["date_modified"]), tz) if item.get("date_modified") else None,
+        published=_text_date(str(item["date_published"]), tz) if item.get("date_published") else None,
+        updated=_text_date(str(item["date_modified"]), tz) if item.get("date_modified") else None,
         authors=tuple(str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name")),
         categories=tuple(str(t) for t in item.get("tags") or [] if isinstance(t, str | int)),
         enclosures=tuple(

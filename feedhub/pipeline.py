@@ -34,6 +34,7 @@ from feedhub.parse import parse
 from feedhub.policy import next_poll_at
 from feedhub.publish.static import write_documents
 from feedhub.render import render
+from feedhub.sanitize import clean_text, safe_url
 from feedhub.store import Store
 
 log = logging.getLogger("feedhub.pipeline")
@@ -68,8 +69,8 @@ def parse_and_normalize(body: bytes, *, source: Source, fetched: FetchResult,
     feed = parse(body, url=fetched.url, headers=fetched.headers, timezone=source.timezone,
                  encoding=source.encoding)
     entries = normalize(feed, source_url=source.url, feed_url=fetched.url, seen_at=seen_at)
-    return _Parsed(title=feed.title, link=feed.link, ttl_minutes=feed.ttl_minutes,
-                   entries=entries)
+    return _Parsed(title=clean_text(feed.title), link=safe_url(feed.link, fetched.url),
+                   ttl_minutes=feed.ttl_minutes, entries=entries)
 
 
 async def poll_source(deps: Deps, source: Source, *, force: bool = False) -> PollOutcome:
@@ -188,6 +189,10 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     Raises:
         StoreError, PublishError: the store or the disk failed.
     """
+    if slugs is not None:
+        # Also any feed never rendered (a new category): pages and OPML link to it.
+        slugs = set(slugs) | {slug for slug in ("all", *config.categories)
+                              if await store.document(f"feeds/{slug}.atom") is None}
     changed = await store.put_documents(await render(store, config, slugs))
     if out_dir is not None:
         write_documents(changed, out_dir)

@@ -27,7 +27,7 @@ def next_poll_at(*, now: datetime, interval: timedelta, status: PollStatus, fail
     if status is PollStatus.GONE:
         return None
     if status in (PollStatus.ERROR, PollStatus.RATE_LIMITED):
-        delay = min(interval * 2 ** min(failures, 20), MAX_BACKOFF)
+        delay = max(interval, min(interval * 2 ** min(failures, 20), MAX_BACKOFF))
         due = now + delay
         return retry_after if retry_after is not None and retry_after > due else due
     delay = max(interval, min(hint, MAX_HINTED)) if hint else interval

@@ -9,6 +9,7 @@ base URL.
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -18,7 +19,7 @@ _ATTRIBUTES: dict[str, set[str]] = {tag: set(attrs) for tag, attrs in nh3.ALLOWE
 _ATTRIBUTES["*"] = {"class", "title", "lang", "dir"}
 _ATTRIBUTES["a"] = {"href", "hreflang", "title"}
 _ATTRIBUTES["img"] = {"alt", "src", "width", "height", "title"}
-_ATTRIBUTES["source"] = {"src", "type", "srcset"}
+_ATTRIBUTES["source"] = {"src", "type"}
 _ATTRIBUTES["video"] = {"src", "poster", "controls", "width", "height"}
 _ATTRIBUTES["audio"] = {"src", "controls"}
 _URL_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -26,6 +27,15 @@ _URL_ATTRIBUTES = frozenset({"href", "src", "poster", "cite"})
 # Elements whose text is code or styling, never content.
 _DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "noscript", "svg",
                                 "math", "template", "form"})
+
+
+# Characters XML 1.0 forbids; a source that sends them would break every output.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry."""
+    return _XML_ILLEGAL.sub("", text)
 
 
 def clean_html(html: str, base_url: str | None) -> str:
@@ -41,7 +51,7 @@ def clean_html(html: str, base_url: str | None) -> str:
         return value
 
     return nh3.clean(
-        html,
+        xml_safe(html),
         tags=set(_TAGS),
         clean_content_tags=set(_DROP_WITH_CONTENT),
         attributes=_ATTRIBUTES,
@@ -54,8 +64,9 @@ def clean_html(html: str, base_url: str | None) -> str:
 
 def clean_text(text: str) -> str:
     """Plain text with any markup removed (titles, names)."""
+    text = xml_safe(text)
     if "<" not in text and "&" not in text:
-        return text.strip()
+        return " ".join(text.split())
     stripped = nh3.clean(text, tags=set(), clean_content_tags=set(_DROP_WITH_CONTENT))
     return " ".join(html.unescape(stripped).split())
 
@@ -64,6 +75,7 @@ def safe_url(url: str | None, base_url: str | None = None) -> str | None:
     """An absolute http(s) URL, or ``None`` for anything else (``javascript:``, ``data:`` …)."""
     if not url:
         return None
-    absolute = urljoin(base_url, url.strip()) if base_url else url.strip()
+    url = xml_safe(url).strip()
+    absolute = urljoin(base_url, url) if base_url else url
     parts = urlsplit(absolute)
     return absolute if parts.scheme in ("http", "https") and parts.netloc else None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from feedhub import __version__
-from feedhub.fetch import FetchLimits, Fetcher, _describe_http_error, _retry_after, user_agent
+from feedhub.fetch import Fetcher, FetchLimits, _describe_http_error, _retry_after, user_agent
 from feedhub.model import FetchResult, FetchStatus, SourceState
 from tests.conftest import FIXTURES, fixture_route
 from tests.feedserver import FeedServer, Route
@@ -332,8 +332,12 @@ async def test_redirect_loop(feed_server: FeedServer) -> None:
     assert len(feed_server.requests()) == 6
 
 
-@pytest.mark.parametrize("location", ["ftp://127.0.0.1/feed.xml", "javascript:alert(1)",
-                                      "file:///etc/passwd", "data:text/xml,<rss/>"])
+@pytest.mark.parametrize("location", [
+    "ftp://127.0.0.1/feed.xml",
+    "file:///etc/passwd",
+    "javascript:alert(1)",
+    "data:text/xml,<rss/>",
+])
 async def test_redirect_to_non_http_refused(feed_server: FeedServer, location: str) -> None:
     """Redirects to anything but http(s) are refused."""
     feed_server.set("/a.xml", _redirect(301, location))

@@ -75,7 +75,11 @@ def _items(spec: FeedSpec, entries: Sequence[StoredEntry]) -> list[_Item]:
     guids: set[str] = set()
     for e in entries:
         fallback = derived_id(e.source_url, e.key)
-        atom_id = e.guid if e.guid and is_absolute_iri(e.guid) else (e.link or fallback)
+        # An original id that is not an IRI (an RSS guid such as NW2022…) becomes a
+        # urn:uuid derived from it; RSS keeps the guid as it was.
+        atom_id = e.link or fallback
+        if e.guid:
+            atom_id = e.guid if is_absolute_iri(e.guid) else fallback
         if atom_id in atom_ids:
             atom_id = fallback
         guid, permalink = (e.guid, e.guid == e.link) if e.guid else (e.link or fallback, bool(e.link))
