@@ -50,8 +50,9 @@ def clean_html(html: str, base_url: str | None) -> str:
             return url if scheme in _URL_SCHEMES or not scheme else None
         return value
 
-    return nh3.clean(
-        xml_safe(html),
+    # Filtered after cleaning: an entity such as "&#2" decodes to a control character.
+    return xml_safe(nh3.clean(
+        html,
         tags=set(_TAGS),
         clean_content_tags=set(_DROP_WITH_CONTENT),
         attributes=_ATTRIBUTES,
@@ -59,16 +60,15 @@ def clean_html(html: str, base_url: str | None) -> str:
         url_schemes=set(_URL_SCHEMES),
         link_rel=None,
         strip_comments=True,
-    )
+    ))
 
 
 def clean_text(text: str) -> str:
     """Plain text with any markup removed (titles, names)."""
-    text = xml_safe(text)
     if "<" not in text and "&" not in text:
-        return " ".join(text.split())
+        return " ".join(xml_safe(text).split())
     stripped = nh3.clean(text, tags=set(), clean_content_tags=set(_DROP_WITH_CONTENT))
-    return " ".join(html.unescape(stripped).split())
+    return " ".join(xml_safe(html.unescape(stripped)).split())
 
 
 def safe_url(url: str | None, base_url: str | None = None) -> str | None:

@@ -113,3 +113,11 @@ def corpus_required() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but the corpus is missing at {CORPUS}")
         pytest.skip(f"corpus not found at {CORPUS}")
+
+
+def seed_required() -> None:
+    """Skip when the golden seed is absent, except in CI where it must run."""
+    if not SEED.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the seed is missing at {SEED}")
+        pytest.skip(f"seed not found at {SEED}")
