@@ -36,8 +36,9 @@ log = logging.getLogger("feedhub.daemon")
 #: Sources polled at the same time, at most.
 MAX_IN_FLIGHT = 20
 _SUCCEEDED = frozenset({PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED})
-#: How long in-flight polls may take to finish on stop.
-STOP_GRACE = 10.0
+#: How long in-flight polls may take to finish on stop; the rest are cancelled (their
+#: store transactions still complete) and polled again after restart.
+STOP_GRACE = 3.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -306,8 +307,8 @@ class Daemon:
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("cancelled %d polls still running after %.0fs; their sources are polled "
-                        "again after restart", len(pending), STOP_GRACE)
+            log.info("cancelled %d polls still running after %.0fs; their sources are polled "
+                     "again after restart", len(pending), STOP_GRACE)
             await asyncio.wait(pending, timeout=5)
 
     @staticmethod

@@ -150,7 +150,9 @@ async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchRe
         retry_after=fetched.retry_after,
         moved_to=fetched.moved_to or (state.moved_to if not succeeded else None),
     )
-    result = await deps.store.save_poll(new_state, parsed.entries if parsed else [], now)
+    # Shielded: a stop that cancels this poll still lets its transaction complete.
+    result = await asyncio.shield(
+        deps.store.save_poll(new_state, parsed.entries if parsed else [], now))
     outcome = PollOutcome(source_url=source.url, status=status, http_status=fetched.http_status,
                           new=result.new, updated=result.updated, error=new_state.error,
                           moved_to=new_state.moved_to, next_poll_at=due,

@@ -112,7 +112,8 @@ class SQLiteStore:
     # --- lifecycle ---------------------------------------------------------------
 
     async def close(self) -> None:
-        await self._db.close()
+        async with self._write_lock:  # let a transaction in progress finish first
+            await self._db.close()
 
     async def ping(self) -> None:
         async with self._errors("answer a ping"), self._transaction():
