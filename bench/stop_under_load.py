@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import SourceSpec, config_text  # noqa: E402
-from tests.daemonproc import DaemonProcess  # noqa: E402
-from tests.feedserver import FeedServer, Route  # noqa: E402
+from tests.conftest import SourceSpec, config_text
+from tests.daemonproc import DaemonProcess
+from tests.feedserver import FeedServer, Route
 
 FEED = (Path(__file__).resolve().parents[1] / "tests/data/feeds/rss2_utf8.xml").read_bytes()
 
