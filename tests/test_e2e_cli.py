@@ -22,8 +22,9 @@ import pytest
 from lxml import etree
 
 from tests.conftest import CliResult, SourceSpec, config_text, fixture_route, run_cli
+from tests.daemonproc import free_port
 from tests.feedserver import FeedServer, Route
-from tests.test_server import free_port, serving
+from tests.test_server import serving
 
 SLUG, LABEL = "zhengquanshibaowang", "证券时报网新闻"
 ATOM = f"feeds/{SLUG}.atom"

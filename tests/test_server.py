@@ -6,7 +6,6 @@ import gzip
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,11 @@ import httpx
 import pytest
 
 from tests.conftest import SourceSpec, config_text, fixture_route, run_cli
+from tests.daemonproc import free_port
 from tests.feedserver import FeedServer, Route
 
 SLUG = "zhengquanshibaowang"
 IDENTITY = {"Accept-Encoding": "identity"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
