@@ -1,0 +1,130 @@
+"""Run a command as a child process and measure it.
+
+Wall time, CPU time (user + sys of the child and every descendant it waited
+for, from ``wait4``), the largest single-process RSS (``ru_maxrss``) and the
+peak memory of the whole process tree (sum of PSS, sampled every 20 ms from
+``/proc``: shared pages of forked workers are counted once, split between them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float
+    cpu: float
+    rss_mb: float
+    pss_mb: float
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Median and range of one figure over the runs."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat:
+        return cls(statistics.median(values), min(values), max(values))
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    wall: Stat
+    cpu: Stat
+    rss_mb: Stat
+    pss_mb: Stat
+    runs: int
+    note: str = ""
+
+    @classmethod
+    def of(cls, name: str, samples: Sequence[Sample], note: str = "") -> Row:
+        return cls(name, Stat.of([s.wall for s in samples]), Stat.of([s.cpu for s in samples]),
+                   Stat.of([s.rss_mb for s in samples]), Stat.of([s.pss_mb for s in samples]),
+                   len(samples), note)
+
+
+class ChildFailed(RuntimeError):
+    pass
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo += _children(p)
+    return pids
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
+        cwd: Path | None = None, timeout: float = 600.0, log: Path | None = None) -> Sample:
+    """Run ``cmd`` to completion; raise :class:`ChildFailed` on a non-zero exit."""
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    started = time.monotonic()
+    proc = subprocess.Popen([str(c) for c in cmd], env=dict(env) if env else None, cwd=cwd,
+                            stdout=out, stderr=out if log else subprocess.PIPE,
+                            start_new_session=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(_pss_kb(p) for p in _tree(proc.pid)))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+        done.set()
+        sampler.join()
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if log:
+        out.close()  # type: ignore[union-attr]
+    if proc.returncode != 0:
+        where = f" (see {log})" if log else ""
+        raise ChildFailed(f"{' '.join(map(str, cmd))} exited {proc.returncode}{where}\n{err[-2000:]}")
+    return Sample(wall=wall, cpu=usage.ru_utime + usage.ru_stime, rss_mb=usage.ru_maxrss / 1024,
+                  pss_mb=peak[0] / 1024)
