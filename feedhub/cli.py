@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
@@ -22,10 +23,21 @@ from feedhub.config import DEFAULT_PATH, Config, Source, load_config
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.log import setup_logging
-from feedhub.model import PollOutcome, PollStatus, SourceState, utcnow
+from feedhub.model import PollOutcome, utcnow
 from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, republish
+from feedhub.report import (
+    PollProgress,
+    StatusRow,
+    describe_outcome,
+    make_console,
+    poll_total,
+    render_history,
+    render_poll_summary,
+    render_status,
+)
 from feedhub.server import create_app, serve
 from feedhub.store import Store, open_store
+from feedhub.store.base import POLL_HISTORY, PollRecord
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -92,23 +104,6 @@ def check(ctx: click.Context) -> None:
                f"{len(config.sources)} sources")
 
 
-_LABELS = {
-    PollStatus.OK: "ok", PollStatus.NOT_MODIFIED: "not modified", PollStatus.UNCHANGED: "unchanged",
-    PollStatus.GONE: "gone", PollStatus.RATE_LIMITED: "rate limited", PollStatus.SKIPPED: "skipped",
-    PollStatus.ERROR: "error"}
-
-
-def _describe(o: PollOutcome) -> str:
-    text = f"{_LABELS[o.status]:<13} {o.source_url}"
-    if o.status is PollStatus.OK:
-        text += f"  {o.new} new, {o.updated} updated"
-    if o.error:
-        text += f"  — {o.error}"
-    if o.moved_to:
-        text += f"  (moved permanently to {o.moved_to}: update feeds.yaml)"
-    return text
-
-
 @cli.command()
 @click.option("--source", "source_url", metavar="URL", help="Poll only this source.")
 @click.option("--force", is_flag=True, help="Poll gone and rate-limited sources too, and "
@@ -116,7 +111,11 @@ def _describe(o: PollOutcome) -> str:
 @click.pass_context
 @_handles_errors
 def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
-    """Fetch every (or one) source now, store, and republish what changed."""
+    """Fetch every (or one) source now, store, and republish what changed.
+
+    On a terminal: a progress bar, then a table of what changed or failed.
+    Otherwise: one line per source and a total.
+    """
     config = _config(ctx)
     sources = config.sources
     if source_url is not None:
@@ -127,19 +126,23 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
     async def work(store: Store) -> list[PollOutcome]:
         async with Fetcher(config.site.base_url) as fetcher:
             outcomes = await poll_sources(Deps(config=config, store=store, fetcher=fetcher),
-                                          sources, force=force)
+                                          sources, force=force,
+                                          on_done=progress.done if progress else None)
         slugs = changed_categories(config, outcomes)
         if slugs or not await store.documents():
             await republish(store, config, slugs or None, config.public_dir)
         return outcomes
 
-    outcomes = _run(_with_store(config, work))
+    console = make_console()
+    progress = PollProgress(console, len(sources)) if console.is_terminal else None
+    with progress or nullcontext():
+        outcomes = _run(_with_store(config, work))
+    if console.is_terminal:
+        render_poll_summary(console, outcomes)
+        return
     for o in outcomes:
-        click.echo(_describe(o))
-    failed = sum(o.status in (PollStatus.ERROR, PollStatus.RATE_LIMITED, PollStatus.GONE)
-                 for o in outcomes)
-    click.echo(f"polled {len(outcomes)} sources: {sum(o.new for o in outcomes)} new, "
-               f"{sum(o.updated for o in outcomes)} updated entries, {failed} failed")
+        click.echo(describe_outcome(o))
+    click.echo(poll_total(outcomes))
 
 
 @cli.command()
@@ -214,68 +217,72 @@ def run_command(ctx: click.Context, listen: str | None, tick_every: float, sprea
     _run(run(options))
 
 
-def _ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "-"
-    seconds = int((now - when).total_seconds())
-    future = seconds < 0
-    seconds = abs(seconds)
-    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
-            else f"{seconds // 3600}h" if seconds < 172800 else f"{seconds // 86400}d")
-    return f"in {text}" if future else f"{text} ago"
-
-
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("source", metavar="[URL|NAME]", required=False)
+@click.option("--category", "slug", metavar="SLUG", help="Only the sources of this category.")
+@click.option("--limit", type=click.IntRange(1, POLL_HISTORY), default=20, show_default=True,
+              help="With URL|NAME: how many past polls to show.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output (a stable schema: see docs/configuration.md).")
 @click.pass_context
 @_handles_errors
-def status(ctx: click.Context, as_json: bool) -> None:
-    """One row per source: last poll, HTTP status, entries, errors, next poll."""
+def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
+           as_json: bool) -> None:
+    """One row per source: last poll, result, new entries, next poll, error.
+
+    Failing and gone sources are highlighted. With URL|NAME, that source's
+    details and its last polls (up to 50 are kept) instead.
+    """
     config = _config(ctx)
-
-    async def work(store: Store) -> tuple[dict[str, SourceState], dict[str, int]]:
-        return {s.url: s for s in await store.source_states()}, await store.entry_counts()
-
-    states, counts = _run(_with_store(config, work))
+    if slug is not None and slug not in config.categories:
+        raise click.BadParameter(f"no category {slug!r} in {config.path}; use one of: "
+                                 f"{', '.join(config.categories)}", param_hint="--category")
+    sources = config.sources_in(slug) if slug else config.sources
+    if source is not None:
+        sources = (_find_source(config, source),)
     now = utcnow()
+
+    async def work(store: Store) -> tuple[list[StatusRow], list[PollRecord]]:
+        states = {s.url: s for s in await store.source_states()}
+        counts = await store.entry_counts()
+        fresh = await store.new_entries_since(now - timedelta(hours=24))
+        rows = [StatusRow(source=s, state=states.get(s.url), entries=counts.get(s.url, 0),
+                          new_24h=fresh.get(s.url, 0)) for s in sources]
+        history = await store.poll_history(sources[0].url, limit) if source is not None else []
+        return rows, history
+
+    rows, history = _run(_with_store(config, work))
     if as_json:
-        click.echo(json.dumps([_status_row(s, states.get(s.url), counts.get(s.url, 0))
-                               for s in config.sources], ensure_ascii=False, indent=2))
+        data: Any = [r.as_json() for r in rows]
+        if source is not None:
+            data = {"source": data[0], "history": [
+                {"at": p.at.isoformat(), "status": p.status, "http_status": p.http_status,
+                 "new": p.new, "updated": p.updated, "error": p.error} for p in history]}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{'source':<50} {'category':<20} {'last poll':>10} {'status':<13} {'http':>4} "
-               f"{'entries':>7} {'next poll':>10}  error")
-    for source in config.sources:
-        st = states.get(source.url)
-        if st is None:
-            click.echo(f"{source.url[:50]:<50} {source.category[:20]:<20} {'-':>10} "
-                       f"{'never polled':<13} {'-':>4} {counts.get(source.url, 0):>7} {'soon':>10}")
-            continue
-        nxt = "never" if st.next_poll_at is None else _ago(st.next_poll_at, now)
-        line = (f"{source.url[:50]:<50} {source.category[:20]:<20} {_ago(st.last_poll_at, now):>10} "
-                f"{st.last_status or '-':<13} {st.http_status or '-':>4} "
-                f"{counts.get(source.url, 0):>7} {nxt:>10}  {st.error or ''}")
-        if st.moved_to:
-            line += f" moved permanently to {st.moved_to}: update feeds.yaml"
-        click.echo(line)
+    console = make_console()
+    if source is not None:
+        render_history(console, rows[0], history, now, config.site.timezone)
+    else:
+        render_status(console, rows, now, f"{config.site.title} — {config.path}")
 
 
-def _status_row(source: Source, st: SourceState | None, entries: int) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
+def _find_source(config: Config, key: str) -> Source:
+    """The configured source with this URL or name.
 
-    return {
-        "source": source.url, "category": source.category,
-        "name": source.name or (st.feed_title if st else None),
-        "status": st.last_status if st else "never_polled",
-        "http_status": st.http_status if st else None,
-        "last_poll": iso(st.last_poll_at) if st else None,
-        "last_success": iso(st.last_success_at) if st else None,
-        "next_poll": iso(st.next_poll_at) if st else None,
-        "entries": entries,
-        "failures": st.failures if st else 0,
-        "error": st.error if st else None,
-        "moved_to": st.moved_to if st else None,
-    }
+    Raises:
+        click.UsageError: none, or several names match.
+    """
+    found = config.source(key) or next((s for s in config.sources if s.url == key.strip()), None)
+    if found is not None:
+        return found
+    named = [s for s in config.sources if s.name == key]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise click.UsageError(f"{len(named)} sources are named {key!r}; give the URL: "
+                               + ", ".join(s.url for s in named))
+    raise click.UsageError(f"no source with URL or name {key!r} in {config.path}")
 
 
 @cli.command()

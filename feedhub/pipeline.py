@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -172,10 +172,19 @@ def _log(outcome: PollOutcome) -> None:
                  outcome.new, outcome.updated, extra=extra)
 
 
-async def poll_sources(deps: Deps, sources: Sequence[Source], *, force: bool = False
-                       ) -> list[PollOutcome]:
-    """Poll several sources concurrently (bounded by the fetcher's limits), in order."""
-    return list(await asyncio.gather(*(poll_source(deps, s, force=force) for s in sources)))
+async def poll_sources(deps: Deps, sources: Sequence[Source], *, force: bool = False,
+                       on_done: Callable[[PollOutcome], None] | None = None) -> list[PollOutcome]:
+    """Poll several sources concurrently (bounded by the fetcher's limits), in order.
+
+    ``on_done`` is called with each outcome as soon as its source is done (for progress).
+    """
+    async def one(source: Source) -> PollOutcome:
+        outcome = await poll_source(deps, source, force=force)
+        if on_done is not None:
+            on_done(outcome)
+        return outcome
+
+    return list(await asyncio.gather(*(one(s) for s in sources)))
 
 
 def changed_categories(config: Config, outcomes: Iterable[PollOutcome]) -> set[str]:

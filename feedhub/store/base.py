@@ -13,6 +13,9 @@ from typing import Protocol
 
 from feedhub.model import Document, Entry, SourceState, StoredEntry
 
+#: Polls remembered per source for ``feedhub status URL``.
+POLL_HISTORY = 50
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SaveResult:
@@ -20,6 +23,21 @@ class SaveResult:
 
     new: int
     updated: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollRecord:
+    """One past poll of a source, as ``feedhub status URL`` shows it."""
+
+    source_url: str
+    #: When the poll started (UTC).
+    at: datetime
+    #: A :class:`~feedhub.model.PollStatus` value.
+    status: str
+    http_status: int | None
+    new: int
+    updated: int
+    error: str | None
 
 
 class Store(Protocol):
@@ -70,7 +88,14 @@ class Store(Protocol):
         ``content_hash``) are updated in
         place with ``updated = seen_at``; unchanged ones are not written. A
         ``published`` later than the stored ``first_seen`` is clamped to it.
+
+        When ``state`` records a poll (``last_poll_at`` and ``last_status`` set), the
+        poll is added to the source's history in the same transaction; only the
+        last :data:`POLL_HISTORY` polls of each source are kept.
         """
+
+    async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
+        """The last ``limit`` polls of one source (at most :data:`POLL_HISTORY`), newest first."""
 
     async def latest_entries(self, source_urls: Iterable[str], limit: int,
                              offset: int = 0) -> list[StoredEntry]:
@@ -78,6 +103,9 @@ class Store(Protocol):
 
     async def entry_counts(self) -> dict[str, int]:
         """Stored entries per source URL."""
+
+    async def new_entries_since(self, since: datetime) -> dict[str, int]:
+        """Entries first seen at or after ``since``, per source URL (absent: none)."""
 
     async def prune(self, *, older_than: datetime | None, keep_per_source: int | None) -> int:
         """Delete entries published before ``older_than``, and all but the newest

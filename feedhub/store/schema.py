@@ -57,6 +57,20 @@ MIGRATIONS: tuple[str, ...] = (
         modified        TEXT NOT NULL       -- UTC ISO 8601, last time the bytes changed
     );
     """,
+    # 2: poll history, for `feedhub status URL` (the last ~50 polls of each source)
+    """
+    CREATE TABLE polls (
+        id              INTEGER PRIMARY KEY,
+        source_url      TEXT NOT NULL,      -- the source polled (sources.url)
+        at              TEXT NOT NULL,      -- UTC ISO 8601, when the poll started
+        status          TEXT NOT NULL,      -- PollStatus value
+        http_status     INTEGER,            -- HTTP status, if the server answered
+        new             INTEGER NOT NULL,   -- entries stored for the first time
+        updated         INTEGER NOT NULL,   -- entries changed in place
+        error           TEXT                -- reason of a failure, NULL after a success
+    );
+    CREATE INDEX polls_by_source ON polls (source_url, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

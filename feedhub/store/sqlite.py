@@ -19,7 +19,7 @@ import aiosqlite
 
 from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
-from feedhub.store.base import SaveResult
+from feedhub.store.base import POLL_HISTORY, PollRecord, SaveResult
 from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
@@ -182,6 +182,7 @@ class SQLiteStore:
                  state.last_status, state.http_status, state.error, state.failures,
                  _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to))
             if not entries:
+                await self._record_poll(state, 0, 0)
                 return SaveResult(new=0, updated=0)
             known = await self._known_hashes(state.url, [e.key for e in entries])
             fresh = [e for e in entries if e.key not in known]
@@ -203,7 +204,31 @@ class SQLiteStore:
                    WHERE source_url=? AND key=?""",
                 [(e.guid, e.link, e.canonical_link, e.title, e.content_html, _ts(e.published),
                   seen, *_lists(e), e.content_hash, e.source_url, e.key) for e in changed])
+            await self._record_poll(state, len(fresh), len(changed))
             return SaveResult(new=len(fresh), updated=len(changed))
+
+    async def _record_poll(self, state: SourceState, new: int, updated: int) -> None:
+        """Add the poll ``state`` records to its history, keeping the last POLL_HISTORY."""
+        if state.last_poll_at is None or state.last_status is None:
+            return
+        await self._db.execute(
+            "INSERT INTO polls (source_url, at, status, http_status, new, updated, error) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (state.url, _ts(state.last_poll_at), state.last_status, state.http_status, new,
+             updated, state.error))
+        await self._db.execute(
+            """DELETE FROM polls WHERE source_url = ? AND id <= (
+                   SELECT id FROM polls WHERE source_url = ? ORDER BY id DESC LIMIT 1 OFFSET ?)""",
+            (state.url, state.url, POLL_HISTORY))
+
+    async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
+        async with self._errors(f"read the poll history of {url}"), self._db.execute(
+                "SELECT * FROM polls WHERE source_url = ? ORDER BY id DESC LIMIT ?",
+                (url, max(0, min(limit, POLL_HISTORY)))) as cur:
+            return [PollRecord(source_url=row["source_url"], at=_must_dt(row["at"]),
+                               status=row["status"], http_status=row["http_status"],
+                               new=row["new"], updated=row["updated"], error=row["error"])
+                    for row in await cur.fetchall()]
 
     async def _known_hashes(self, source_url: str, keys: list[str]) -> dict[str, str]:
         known: dict[str, str] = {}
@@ -263,12 +288,19 @@ class SQLiteStore:
                 "DELETE FROM entries WHERE source_url NOT IN (SELECT url FROM keep_urls)")
             deleted = self._db.total_changes - before
             await self._db.execute("DELETE FROM sources WHERE url NOT IN (SELECT url FROM keep_urls)")
+            await self._db.execute("DELETE FROM polls WHERE source_url NOT IN (SELECT url FROM keep_urls)")
             await self._db.execute("DELETE FROM keep_urls")
             return deleted
 
     async def entry_counts(self) -> dict[str, int]:
         async with self._errors("count entries"), self._db.execute(
                 "SELECT source_url, COUNT(*) FROM entries GROUP BY source_url") as cur:
+            return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
+    async def new_entries_since(self, since: datetime) -> dict[str, int]:
+        async with self._errors("count new entries"), self._db.execute(
+                "SELECT source_url, COUNT(*) FROM entries WHERE first_seen >= ? GROUP BY source_url",
+                (_ts(since),)) as cur:
             return {row[0]: int(row[1]) for row in await cur.fetchall()}
 
     # --- documents -------------------------------------------------------------------

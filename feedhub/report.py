@@ -1,0 +1,386 @@
+"""What the operator sees in a terminal: status tables, a source's history, poll progress.
+
+Rendering only, with Rich: it takes plain values (the configuration, source
+states, poll outcomes) and imports no stage. On a terminal tables are coloured
+and fitted to its width; when standard output is not a terminal the same
+tables come out as plain text, one row per line, nothing cut or coloured, so
+scripts can ``grep`` them (``--json`` is the stable interface for scripts).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from io import StringIO
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from feedhub.config import Source
+from feedhub.model import PollOutcome, PollStatus, SourceState
+from feedhub.store.base import PollRecord
+
+#: Poll results that count as failures, in ``status`` and in ``poll``'s summary.
+FAILED = frozenset({PollStatus.ERROR, PollStatus.RATE_LIMITED, PollStatus.GONE})
+
+LABELS = {
+    PollStatus.OK: "ok", PollStatus.NOT_MODIFIED: "not modified", PollStatus.UNCHANGED: "unchanged",
+    PollStatus.GONE: "gone", PollStatus.RATE_LIMITED: "rate limited", PollStatus.SKIPPED: "skipped",
+    PollStatus.ERROR: "error"}
+_STYLES = {
+    PollStatus.OK: "green", PollStatus.NOT_MODIFIED: "green", PollStatus.UNCHANGED: "green",
+    PollStatus.GONE: "magenta", PollStatus.RATE_LIMITED: "yellow", PollStatus.SKIPPED: "dim",
+    PollStatus.ERROR: "red"}
+#: Whole-row highlight of sources that need the operator.
+_ROW_STYLES = {PollStatus.ERROR: "red", PollStatus.RATE_LIMITED: "yellow", PollStatus.GONE: "magenta"}
+#: Wide enough that no plain-text row is ever wrapped.
+_PLAIN_WIDTH = 10_000
+
+
+def is_terminal(stream: IO[str] | None = None) -> bool:
+    """Whether ``stream`` (default: standard output) is an interactive terminal."""
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def make_console(stream: IO[str] | None = None) -> Console:
+    """A console for ``stream``: coloured on a terminal, plain text otherwise."""
+    stream = stream or sys.stdout
+    if is_terminal(stream):
+        return Console(file=stream, highlight=False)
+    return Console(file=stream, force_terminal=False, no_color=True, highlight=False,
+                   width=_PLAIN_WIDTH, emoji=False)
+
+
+def print_plain(console: Console, renderable: Any) -> None:
+    """Print on ``console``; in plain mode without the trailing spaces Rich pads rows with."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    buffer = StringIO()
+    Console(file=buffer, force_terminal=False, no_color=True, highlight=False, width=_PLAIN_WIDTH,
+            emoji=False).print(renderable)
+    for line in buffer.getvalue().splitlines():
+        console.file.write(line.rstrip() + "\n")
+
+
+def relative(when: datetime | None, now: datetime) -> str:
+    """``when`` as ``5m ago`` / ``in 2h``, or ``-``."""
+    if when is None:
+        return "-"
+    seconds = int((now - when).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
+            else f"{seconds // 3600}h" if seconds < 172800 else f"{seconds // 86400}d")
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _status(value: str | None) -> PollStatus | None:
+    try:
+        return PollStatus(value) if value else None
+    except ValueError:
+        return None
+
+
+def _result(status: PollStatus | None, http_status: int | None, raw: str | None = None) -> Text:
+    if status is None:
+        return Text(raw or "never polled", style="dim")
+    text = Text(LABELS[status], style=_STYLES[status])
+    if http_status:
+        text.append(f" {http_status}", style="dim")
+    return text
+
+
+# --- feedhub status ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusRow:
+    """One configured source as ``feedhub status`` reports it."""
+
+    source: Source
+    state: SourceState | None
+    entries: int
+    new_24h: int
+
+    @property
+    def name(self) -> str | None:
+        """The configured name, else the feed's own title once polled."""
+        return self.source.name or (self.state.feed_title if self.state else None)
+
+    @property
+    def status(self) -> PollStatus | None:
+        """The last poll's result (``None``: never polled)."""
+        return _status(self.state.last_status) if self.state else None
+
+    def error_text(self) -> str:
+        """The error reason, and where a source moved permanently."""
+        st = self.state
+        if st is None:
+            return ""
+        parts = [st.error] if st.error else []
+        if st.moved_to:
+            parts.append(f"moved permanently to {st.moved_to}: update feeds.yaml")
+        return "; ".join(parts)
+
+    def next_poll_text(self, now: datetime) -> str:
+        """When the next poll is due, relative to ``now``."""
+        st = self.state
+        if st is None or st.last_poll_at is None:
+            return "soon"
+        if st.next_poll_at is None:
+            return "never"
+        return "due" if st.next_poll_at <= now else relative(st.next_poll_at, now)
+
+    def as_json(self) -> dict[str, Any]:
+        """The row in ``status --json``'s stable schema (see docs/configuration.md)."""
+        st = self.state
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "source": self.source.url, "category": self.source.category, "name": self.name,
+            "status": st.last_status if st and st.last_status else "never_polled",
+            "http_status": st.http_status if st else None,
+            "last_poll": iso(st.last_poll_at) if st else None,
+            "last_success": iso(st.last_success_at) if st else None,
+            "next_poll": iso(st.next_poll_at) if st else None,
+            "entries": self.entries,
+            "new_24h": self.new_24h,
+            "failures": st.failures if st else 0,
+            "error": st.error if st else None,
+            "moved_to": st.moved_to if st else None,
+        }
+
+
+def status_summary(rows: Sequence[StatusRow]) -> str:
+    """``7 sources: 5 ok, 1 failing, 1 gone, 0 never polled``."""
+    failing = sum(r.status in (PollStatus.ERROR, PollStatus.RATE_LIMITED) for r in rows)
+    gone = sum(r.status is PollStatus.GONE for r in rows)
+    never = sum(r.status is None for r in rows)
+    ok = len(rows) - failing - gone - never
+    return f"{len(rows)} sources: {ok} ok, {failing} failing, {gone} gone, {never} never polled"
+
+
+def render_status(console: Console, rows: Sequence[StatusRow], now: datetime, title: str) -> None:
+    """The ``feedhub status`` table: one row per source, failing and gone ones highlighted."""
+    tty = console.is_terminal
+    table = Table(title=title if tty else None, caption=status_summary(rows) if tty else None,
+                  box=box.SIMPLE_HEAD if tty else None, header_style="bold", pad_edge=False,
+                  caption_justify="left", title_justify="left")
+    longest = max((len(r.source.url) for r in rows), default=10)
+    table.add_column("source", overflow="fold", no_wrap=not tty,
+                     min_width=min(longest, console.width // 3) if tty else None)
+    table.add_column("category", overflow="fold", no_wrap=not tty)
+    table.add_column("last poll", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("new 24h", justify="right", no_wrap=True)
+    table.add_column("entries", justify="right", no_wrap=True)
+    table.add_column("next poll", justify="right", no_wrap=True)
+    table.add_column("error", overflow="fold", no_wrap=not tty,
+                     max_width=max(24, console.width // 4) if tty else None)
+    for row in rows:
+        st = row.state
+        source = Text(row.source.url, style="dim" if tty and row.name else "")
+        if tty and row.name:
+            source = Text.assemble((row.name, "bold"), "\n", source)
+        result = _result(row.status, st.http_status if st else None, st.last_status if st else None)
+        table.add_row(
+            source, row.source.category, relative(st.last_poll_at if st else None, now), result,
+            str(row.new_24h) if row.new_24h or st else "-", str(row.entries),
+            row.next_poll_text(now), row.error_text(),
+            style=_ROW_STYLES.get(row.status) if row.status else None)
+    print_plain(console, table)
+    if not tty:
+        console.file.write(status_summary(rows) + "\n")
+
+
+def render_history(console: Console, row: StatusRow, history: Sequence[PollRecord], now: datetime,
+                   tz: ZoneInfo) -> None:
+    """``feedhub status URL``: the source's details, then its last polls, newest first."""
+    st = row.state
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column(overflow="fold")
+    details.add_row("source", row.source.url)
+    details.add_row("name", row.name or "-")
+    details.add_row("category", row.source.category)
+    details.add_row("interval", _duration(row.source.interval))
+    details.add_row("last poll", _when(st.last_poll_at if st else None, now, tz))
+    details.add_row("result", _result(row.status, st.http_status if st else None,
+                                      st.last_status if st else None))
+    details.add_row("last success", _when(st.last_success_at if st else None, now, tz))
+    details.add_row("next poll", row.next_poll_text(now))
+    details.add_row("entries", f"{row.entries} stored, {row.new_24h} new in the last 24 h")
+    if st and st.failures:
+        details.add_row("failures", f"{st.failures} in a row")
+    if row.error_text():
+        details.add_row("error", Text(row.error_text(), style=_ROW_STYLES.get(row.status, "")
+                                      if row.status else ""))
+    if st and st.feed_link:
+        details.add_row("home page", st.feed_link)
+    print_plain(console, details)
+    console.file.write("\n")
+    if not history:
+        console.file.write("no polls recorded yet\n")
+        return
+    tty = console.is_terminal
+    table = Table(title=f"last {len(history)} polls" if tty else None, box=box.SIMPLE_HEAD if tty
+                  else None, header_style="bold", pad_edge=False, title_justify="left")
+    table.add_column("when", no_wrap=True)
+    table.add_column("", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("new", justify="right")
+    table.add_column("updated", justify="right")
+    table.add_column("error", overflow="fold", no_wrap=not tty)
+    for poll in history:
+        status = _status(poll.status)
+        table.add_row(poll.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), relative(poll.at, now),
+                      _result(status, poll.http_status, poll.status), str(poll.new),
+                      str(poll.updated), poll.error or "",
+                      style=_ROW_STYLES.get(status) if status else None)
+    print_plain(console, table)
+
+
+def _when(value: datetime | None, now: datetime, tz: ZoneInfo) -> str:
+    if value is None:
+        return "-"
+    return f"{value.astimezone(tz):%Y-%m-%d %H:%M:%S %z} ({relative(value, now)})"
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# --- feedhub poll -------------------------------------------------------------------------
+
+
+def describe_outcome(o: PollOutcome) -> str:
+    """One plain line per polled source (the format scripts and tests read)."""
+    text = f"{LABELS[o.status]:<13} {o.source_url}"
+    if o.status is PollStatus.OK:
+        text += f"  {o.new} new, {o.updated} updated"
+    if o.error:
+        text += f"  — {o.error}"
+    if o.moved_to:
+        text += f"  (moved permanently to {o.moved_to}: update feeds.yaml)"
+    return text
+
+
+def poll_total(outcomes: Sequence[PollOutcome]) -> str:
+    """The closing line of ``feedhub poll``."""
+    failed = sum(o.status in FAILED for o in outcomes)
+    return (f"polled {len(outcomes)} sources: {sum(o.new for o in outcomes)} new, "
+            f"{sum(o.updated for o in outcomes)} updated entries, {failed} failed")
+
+
+class PollProgress:
+    """A live progress bar while sources are polled: done/total, failures so far, ETA.
+
+    Use as a context manager and pass :meth:`done` as the pipeline's per-source
+    callback. Log lines printed meanwhile appear above the bar instead of through it.
+    """
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.failed = 0
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=True)
+        self._task = self._progress.add_task("polling", total=total, failed=0)
+
+    def __enter__(self) -> PollProgress:
+        self._progress.start()
+        self._log_streams = _redirect_log_handlers(self._progress.console)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handler, stream in self._log_streams:
+            handler.setStream(stream)
+        self._progress.stop()
+
+    def done(self, outcome: PollOutcome) -> None:
+        """One source finished polling."""
+        if outcome.status in FAILED:
+            self.failed += 1
+        self._progress.update(self._task, advance=1, failed=self.failed)
+        task = self._progress.tasks[0]
+        if task.total is not None and task.completed >= task.total:
+            self._progress.update(self._task, description="publishing")
+
+
+def _redirect_log_handlers(console: Console) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Send feedhub's stderr log lines through ``console`` so they print above a live bar."""
+    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for handler in logging.getLogger("feedhub").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr,
+                                                                             sys.__stderr__):
+            swapped.append((handler, handler.setStream(_ConsoleStream(console))))
+    return swapped
+
+
+class _ConsoleStream:
+    """A file-like object writing whole lines through a Rich console."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self._console.print(Text(text.rstrip("\n")), soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
+def render_poll_summary(console: Console, outcomes: Sequence[PollOutcome]) -> None:
+    """After a poll on a terminal: the sources that changed or need attention, and a total."""
+    notable = [o for o in outcomes if o.changed or o.status in FAILED or o.moved_to
+               or o.status is PollStatus.SKIPPED]
+    if notable:
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+        table.add_column("result", no_wrap=True)
+        table.add_column("source", overflow="fold", ratio=3)
+        table.add_column("new", justify="right")
+        table.add_column("updated", justify="right")
+        table.add_column("note", overflow="fold", ratio=2)
+        for o in notable:
+            note = o.error or ""
+            if o.moved_to:
+                note = (note + "; " if note else "") + \
+                    f"moved permanently to {o.moved_to}: update feeds.yaml"
+            table.add_row(_result(o.status, o.http_status), o.source_url, str(o.new), str(o.updated),
+                          note, style=_ROW_STYLES.get(o.status))
+        console.print(table)
+    quiet = len(outcomes) - len(notable)
+    if quiet:
+        console.print(f"[dim]{quiet} sources without changes[/dim]")
+    console.print(Text(poll_total(outcomes), style="bold"))
