@@ -25,6 +25,7 @@ from feedhub.fetch import Fetcher
 from feedhub.log import setup_logging
 from feedhub.model import PollOutcome, utcnow
 from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, republish
+from feedhub.publish.websub import announce_now
 from feedhub.report import (
     PollProgress,
     StatusRow,
@@ -130,7 +131,8 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
                                           on_done=progress.done if progress else None)
         slugs = changed_categories(config, outcomes)
         if slugs or not await store.documents():
-            await republish(store, config, slugs or None, config.public_dir)
+            changed = await republish(store, config, slugs or None, config.public_dir)
+            await announce_now(config, changed)
         return outcomes
 
     console = make_console()

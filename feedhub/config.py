@@ -45,6 +45,8 @@ class Site:
     data_dir: Path
     #: Base URL that ``rsshub:/route`` source URLs expand against.
     rsshub: str
+    #: WebSub hubs to announce in feeds and to ping when a feed changes.
+    websub_hubs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +189,7 @@ class _SiteModel(_Strict):
     timezone: TimeZoneName = "Asia/Shanghai"
     data_dir: str = "data"
     rsshub: HttpUrl = "https://rsshub.app/"
+    websub_hubs: list[HttpUrl] = Field(default_factory=list)
 
 
 class _ServerModel(_Strict):
@@ -356,7 +359,8 @@ def _resolve(model: _FileModel, path: Path) -> Config:
         path=path,
         site=Site(title=model.site.title, base_url=model.site.base_url.rstrip("/") + "/",
                   timezone=ZoneInfo(site_tz), data_dir=data_dir,
-                  rsshub=model.site.rsshub.rstrip("/") + "/"),
+                  rsshub=model.site.rsshub.rstrip("/") + "/",
+                  websub_hubs=tuple(model.site.websub_hubs)),
         listen_host=host.strip("[]"),
         listen_port=int(port),
         log_level=model.server.log_level,

@@ -26,6 +26,7 @@ from feedhub.model import PollOutcome, PollStatus, utcnow
 from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_source, republish
 from feedhub.policy import first_poll_at
 from feedhub.publish.static import write_documents
+from feedhub.publish.websub import WebSubPublisher
 from feedhub.schedule import Jobs, Scheduler
 from feedhub.server import HttpServer, create_app
 from feedhub.store import Store, open_store
@@ -67,6 +68,7 @@ class Daemon:
         self.notifier = notifier
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
+        self.websub: WebSubPublisher | None = None
         self._in_flight: dict[str, asyncio.Task[PollOutcome | None]] = {}
         self._dirty: set[str] = set()
         self._stop = asyncio.Event()
@@ -137,6 +139,8 @@ class Daemon:
             log.error("republish failed: %s", e)
             return
         metrics.DOCUMENTS.inc(len(changed))
+        if self.websub is not None:
+            self.websub.announce(changed)
         if changed:
             log.info("republished %d documents (%s)", len(changed), ", ".join(sorted(slugs)))
         await self._report_status()
@@ -266,6 +270,9 @@ class Daemon:
             self.store = await open_store(self.config.store_path)
             stack.push_async_callback(self.store.close)
             self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
+            # Hubs are read at startup; a reload that changes them applies after a restart.
+            self.websub = await stack.enter_async_context(
+                WebSubPublisher(self.config.site.websub_hubs, self.config.site.base_url))
             await self.schedule_new_sources(self.options.first_poll_window)
             # Everything, not just what is missing: a crash may have come between
             # storing entries and republishing them, or between storing and writing files.

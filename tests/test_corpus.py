@@ -7,6 +7,7 @@ import functools
 import html
 import http.server
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.corpus
 #: Empty: every feed that feedparser reads entries from gives feedhub entries too.
 EXPECTED_EMPTY: dict[str, str] = {}
 ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
+JAVASCRIPT_URL = re.compile(r"""(?:href|src|url)\s*=\s*["']?\s*javascript:""")
 
 
 class CorpusHandler(http.server.SimpleHTTPRequestHandler):
@@ -205,5 +207,7 @@ def test_no_script_or_external_entity_in_outputs(corpus_run: CorpusRun) -> None:
         if not path.is_file():
             continue
         text = html.unescape(html.unescape(path.read_text(encoding="utf-8"))).lower()
-        for bad in ("<script", "javascript:", "root:x:0"):
+        for bad in ("<script", "root:x:0"):
             assert bad not in text, (path.name, bad)
+        # As a URL, not as words: a title may well speak of "JavaScript: …".
+        assert not JAVASCRIPT_URL.search(text), (path.name, JAVASCRIPT_URL.search(text))

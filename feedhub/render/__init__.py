@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from feedhub.config import Config
 from feedhub.model import Document, SourceState, utcnow
-from feedhub.render.feeds import FeedSpec, SourceInfo, render_atom, render_json, render_rss
+from feedhub.render.feeds import ArchiveLinks, FeedSpec, SourceInfo, render_atom, render_json, render_rss
 from feedhub.render.pages import PageSection, render_category_page, render_home, render_opml
 from feedhub.store import Store
 
-__all__ = ["CONTENT_TYPES", "render"]
+__all__ = ["CONTENT_TYPES", "archive_path", "render"]
 
 CONTENT_TYPES = {
     "atom": "application/atom+xml; charset=utf-8",
@@ -49,10 +50,14 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
                  ) -> list[Document]:
     """Render the feeds of ``slugs`` (default: every category and ``all``) and the pages.
 
+    With ``slugs`` given, only the newest archive pages of those feeds are rendered
+    (older pages are full and do not change); without, every page is.
+
     Raises:
         StoreError: the store cannot be read.
     """
     site = config.site
+    full = slugs is None
     wanted = list(dict.fromkeys(slugs)) if slugs is not None else ["all", *config.categories]
     infos = _source_infos(config, await store.source_states())
     labels = {s.url: config.categories[s.category].title for s in config.sources}
@@ -67,14 +72,52 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
         else:
             continue
         urls = [s.url for s in config.sources_in(slug)]
-        entries = await store.latest_entries(urls, config.max_entries)
         spec = FeedSpec(stem=f"feeds/{slug}", title=title, description=description,
                         home_url=home, base_url=site.base_url, timezone=site.timezone,
-                        labels=labels, sources=infos)
-        docs += [_document(f"feeds/{slug}.atom", render_atom(spec, entries)),
-                 _document(f"feeds/{slug}.rss", render_rss(spec, entries)),
-                 _document(f"feeds/{slug}.json", render_json(spec, entries))]
+                        labels=labels, sources=infos, hubs=site.websub_hubs)
+        docs += await _archive(store, config, spec, urls, full)
     docs += await _pages(store, config, infos)
+    return docs
+
+
+def archive_path(slug: str, page: int) -> str:
+    """The URL path of archive page ``page`` (1 is the oldest) of a feed."""
+    return f"feeds/{slug}/archive/{page}.atom"
+
+
+async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str],
+                   full: bool) -> list[Document]:
+    """A feed's subscription documents and its RFC 5005 archive pages.
+
+    Archive pages hold ``max_entries`` entries each in storage order, so a full page
+    never changes; together they hold every entry exactly once.
+    """
+    size = config.max_entries
+    total = await store.count_entries(urls)
+    pages = -(-total // size) if total > size else 0
+    slug = spec.stem.removeprefix("feeds/")
+    base = config.site.base_url
+    current = replace(spec, archive=ArchiveLinks(
+        current=None, next_archive=None,
+        prev_archive=f"{base}{archive_path(slug, pages)}" if pages else None))
+    entries = await store.latest_entries(urls, size)
+    docs = [_document(f"{spec.stem}.atom", render_atom(current, entries)),
+            _document(f"{spec.stem}.rss", render_rss(spec, entries)),
+            _document(f"{spec.stem}.json", render_json(spec, entries))]
+    for page in range(1, pages + 1):
+        path = archive_path(slug, page)
+        # Older pages are full and unchanged, unless never rendered (a backfill).
+        if not full and page < pages - 1 and await store.document(path) is not None:
+            continue
+        links = ArchiveLinks(
+            current=f"{base}{spec.stem}.atom",
+            prev_archive=f"{base}{archive_path(slug, page - 1)}" if page > 1 else None,
+            next_archive=f"{base}{archive_path(slug, page + 1)}" if page < pages else None)
+        page_entries = await store.archive_entries(urls, size, (page - 1) * size)
+        newest_first = sorted(page_entries, key=lambda e: (e.published, e.first_seen), reverse=True)
+        page_spec = replace(spec, stem=path.removesuffix(".atom"), archive=links,
+                            title=f"{spec.title} · 存档 {page}")
+        docs.append(_document(path, render_atom(page_spec, newest_first)))
     return docs
 
 

@@ -24,6 +24,21 @@ from feedhub.urls import is_absolute_iri
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
+#: RFC 5005 feed history namespace.
+FH_NS = "http://purl.org/syndication/history/1.0"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveLinks:
+    """RFC 5005 links of a subscription document or an archive page."""
+
+    #: The subscription document (rel="current"); ``None`` on the subscription document.
+    current: str | None
+    #: The next older archive page (rel="prev-archive").
+    prev_archive: str | None
+    #: The next newer archive page (rel="next-archive").
+    next_archive: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +65,9 @@ class FeedSpec:
     #: Label of the category each entry belongs to, by source URL.
     labels: Mapping[str, str]
     sources: Mapping[str, SourceInfo]
+    #: WebSub hubs announced with rel="hub".
+    hubs: tuple[str, ...] = ()
+    archive: ArchiveLinks | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +156,29 @@ class _SourceExtension:
         return item
 
 
+class _FeedExtension:
+    """feedgen feed extension: ``<fh:archive/>`` on archive pages, hub links in RSS."""
+
+    def __init__(self) -> None:
+        self.spec: FeedSpec | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        if self.spec is not None and self.spec.archive and self.spec.archive.current:
+            return {"fh": FH_NS}
+        return {}
+
+    def extend_atom(self, feed: Any) -> Any:
+        if self.spec is not None and self.spec.archive and self.spec.archive.current:
+            xml_elem(f"{{{FH_NS}}}archive", feed)
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed.find("channel")
+        for hub in self.spec.hubs if self.spec is not None else ():
+            xml_elem(f"{{{ATOM_NS}}}link", channel, rel="hub", href=hub)
+        return feed
+
+
 def _generator(spec: FeedSpec, entries: Sequence[StoredEntry], fmt: str) -> FeedGenerator:
     tz = spec.timezone
     fg = FeedGenerator()
@@ -147,6 +188,15 @@ def _generator(spec: FeedSpec, entries: Sequence[StoredEntry], fmt: str) -> Feed
     fg.description(spec.description or spec.title)
     # feedgen takes the RSS <link> from the last link given: the HTML page.
     fg.link(href=f"{spec.base_url}{spec.stem}.{fmt}", rel="self")
+    if fmt == "atom":
+        for hub in spec.hubs:
+            fg.link(href=hub, rel="hub")
+        archive = spec.archive
+        for rel, href in (("current", archive.current if archive else None),
+                          ("prev-archive", archive.prev_archive if archive else None),
+                          ("next-archive", archive.next_archive if archive else None)):
+            if href:
+                fg.link(href=href, rel=rel)
     fg.link(href=spec.home_url, rel="alternate")
     fg.updated(_local(_updated(entries), tz))
     fg.lastBuildDate(_local(_updated(entries), tz))
@@ -187,6 +237,9 @@ def _generator(spec: FeedSpec, entries: Sequence[StoredEntry], fmt: str) -> Feed
             else:
                 fe.link(href=enc.url, rel="enclosure", type=enc.type or None,
                         length=length if enc.length else None)
+    # Registered after the entries: feedgen would otherwise want an entry class too.
+    fg.register_extension("feedhub_feed", _FeedExtension, atom=True, rss=True)
+    fg.feedhub_feed.spec = spec
     return fg
 
 
@@ -230,6 +283,7 @@ def render_json(spec: FeedSpec, entries: Sequence[StoredEntry]) -> bytes:
         "home_page_url": spec.home_url,
         "feed_url": f"{spec.base_url}{spec.stem}.json",
         "description": spec.description or spec.title,
+        **({"hubs": [{"type": "WebSub", "url": hub} for hub in spec.hubs]} if spec.hubs else {}),
         "items": items,
     }
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"

@@ -1,21 +1,23 @@
-"""The HTML home and category pages (with feed autodiscovery) and the OPML list."""
+"""The HTML home and category pages (Jinja2, autoescaped) and the OPML list."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
+from functools import cache
 from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
-from feedhub.model import StoredEntry
+from jinja2 import Environment, PackageLoader, select_autoescape
 
+from feedhub import __version__
+from feedhub.model import StoredEntry
+from feedhub.sanitize import clean_text
+
+#: (extension, media type, button label) of each republished format.
 FORMATS = (("atom", "application/atom+xml", "Atom"), ("rss", "application/rss+xml", "RSS"),
            ("json", "application/feed+json", "JSON Feed"))
-
-_STYLE = """body{font:16px/1.6 system-ui,"PingFang SC","Microsoft YaHei",sans-serif;max-width:46rem;
-margin:2rem auto;padding:0 1rem;color:#222}a{color:#0645ad}h2{margin-top:2rem}
-ul{padding-left:1.2rem}.meta{color:#666;font-size:.85em}.subscribe a{margin-right:.6rem}"""
+SUMMARY_CHARS = 120
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,64 +30,81 @@ class PageSection:
     entries: Sequence[StoredEntry]
 
 
-def _feed_links(base_url: str, slug: str, title: str) -> str:
-    return "\n".join(
-        f'<link rel="alternate" type="{mime}" title="{escape(title)} ({name})" '
-        f'href="{escape(base_url)}feeds/{slug}.{ext}">' for ext, mime, name in FORMATS)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Link:
+    url: str
+    mime: str
+    name: str
+    title: str
 
 
-def _subscribe(base_url: str, slug: str) -> str:
-    links = " ".join(f'<a href="{escape(base_url)}feeds/{slug}.{ext}">{name}</a>'
-                     for ext, _, name in FORMATS)
-    return f'<p class="subscribe">订阅 / Subscribe: {links}</p>'
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Item:
+    title: str
+    link: str | None
+    source: str
+    when: str
+    iso: str
+    summary: str
 
 
-def _entry_list(entries: Sequence[StoredEntry], tz: ZoneInfo, sources: dict[str, str]) -> str:
-    rows = []
-    for e in entries:
-        when = e.published.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        title = escape(e.title)
-        link = f'<a href="{escape(e.link)}">{title}</a>' if e.link else title
-        source = escape(sources.get(e.source_url, ""))
-        rows.append(f'<li>{link} <span class="meta">{when} · {source}</span></li>')
-    return "<ul>\n" + "\n".join(rows) + "\n</ul>" if rows else "<p>暂无内容 / No entries yet.</p>"
+@cache
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("feedhub", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def _page(title: str, head_links: str, body: str) -> bytes:
-    return (f'<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{escape(title)}</title>\n{head_links}\n<style>{_STYLE}</style>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n").encode()
+def _links(base_url: str, slug: str, title: str) -> list[_Link]:
+    return [_Link(url=f"{base_url}feeds/{slug}.{ext}", mime=mime, name=name,
+                  title=f"{title} ({name})") for ext, mime, name in FORMATS]
+
+
+def _summary(html: str) -> str:
+    # A space after each paragraph, so their sentences do not run together.
+    text = clean_text(html.replace("</p>", "</p> "))
+    return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS].rstrip() + "…"
+
+
+def _items(entries: Sequence[StoredEntry], tz: ZoneInfo, sources: Mapping[str, str],
+           summaries: bool) -> list[_Item]:
+    return [_Item(title=e.title, link=e.link, source=sources.get(e.source_url, ""),
+                  when=e.published.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                  iso=e.published.astimezone(tz).isoformat(),
+                  summary=_summary(e.content_html) if summaries else "") for e in entries]
+
+
+def _section(s: PageSection, base_url: str, tz: ZoneInfo, sources: Mapping[str, str],
+             summaries: bool) -> dict[str, object]:
+    return {"title": s.title, "description": s.description,
+            "page": f"{base_url}category/{s.slug}.html", "links": _links(base_url, s.slug, s.title),
+            "entries": _items(s.entries, tz, sources, summaries)}
+
+
+def _opml_link(base_url: str) -> _Link:
+    return _Link(url=f"{base_url}opml.xml", mime="text/x-opml", name="OPML", title="OPML")
 
 
 def render_home(*, site_title: str, base_url: str, tz: ZoneInfo, sections: Sequence[PageSection],
-                sources: dict[str, str]) -> bytes:
-    """The home page: every category, its latest entries and subscribe links."""
-    parts = [f"<h1>{escape(site_title)}</h1>", _subscribe(base_url, "all"),
-             f'<p><a href="{escape(base_url)}opml.xml">OPML</a></p>']
-    for s in sections:
-        parts.append(f'<h2><a href="{escape(base_url)}category/{s.slug}.html">{escape(s.title)}</a></h2>')
-        if s.description:
-            parts.append(f"<p>{escape(s.description)}</p>")
-        parts.append(_subscribe(base_url, s.slug))
-        parts.append(_entry_list(s.entries, tz, sources))
-    head = _feed_links(base_url, "all", site_title) + "\n" + "\n".join(
-        _feed_links(base_url, s.slug, s.title) for s in sections)
-    return _page(site_title, head, "\n".join(parts))
+                sources: Mapping[str, str]) -> bytes:
+    """The home page: every category, its latest entries and subscribe buttons."""
+    all_links = _links(base_url, "all", site_title)
+    feeds = all_links + [link for s in sections for link in _links(base_url, s.slug, s.title)]
+    html = _environment().get_template("home.html").render(
+        version=__version__, site_title=site_title, base_url=base_url, feeds=feeds,
+        all_links=[*all_links, _opml_link(base_url)],
+        sections=[_section(s, base_url, tz, sources, False) for s in sections])
+    return html.encode("utf-8")
 
 
 def render_category_page(*, site_title: str, base_url: str, tz: ZoneInfo, section: PageSection,
-                         sources: dict[str, str]) -> bytes:
-    """One category's page: its entries and subscribe links."""
-    body = "\n".join([
-        f'<p><a href="{escape(base_url)}">{escape(site_title)}</a></p>',
-        f"<h1>{escape(section.title)}</h1>",
-        f"<p>{escape(section.description)}</p>" if section.description else "",
-        _subscribe(base_url, section.slug),
-        _entry_list(section.entries, tz, sources),
-    ])
-    return _page(f"{section.title} · {site_title}",
-                 _feed_links(base_url, section.slug, section.title), body)
+                         sources: Mapping[str, str]) -> bytes:
+    """One category's page: its entries with summaries, and subscribe buttons."""
+    html = _environment().get_template("category.html").render(
+        version=__version__, site_title=site_title, base_url=base_url,
+        feeds=_links(base_url, section.slug, section.title),
+        section=_section(section, base_url, tz, sources, True))
+    return html.encode("utf-8")
 
 
 def render_opml(*, site_title: str, base_url: str, sections: Sequence[PageSection]) -> bytes:

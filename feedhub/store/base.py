@@ -47,7 +47,8 @@ class Store(Protocol):
     Sources: ``source_state``, ``source_states``, ``ensure_sources``, ``due_sources``,
     ``reschedule``.
     Poll results: ``save_poll`` applies one source's result atomically.
-    Entries: ``latest_entries``, ``entry_counts``, ``prune``, ``forget_sources``.
+    Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
+    ``prune``, ``forget_sources``.
     Documents: ``put_documents``, ``document``, ``documents``.
     """
 
@@ -100,6 +101,16 @@ class Store(Protocol):
     async def latest_entries(self, source_urls: Iterable[str], limit: int,
                              offset: int = 0) -> list[StoredEntry]:
         """The newest entries of these sources, one per canonical link, newest first."""
+
+    async def archive_entries(self, source_urls: Iterable[str], limit: int,
+                              offset: int = 0) -> list[StoredEntry]:
+        """Entries of these sources in storage order (oldest first), one per canonical link.
+
+        A page of this order never changes once full: the basis of archived feeds.
+        """
+
+    async def count_entries(self, source_urls: Iterable[str]) -> int:
+        """How many entries (one per canonical link) these sources have."""
 
     async def entry_counts(self) -> dict[str, int]:
         """Stored entries per source URL."""

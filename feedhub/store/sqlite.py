@@ -262,6 +262,36 @@ class SQLiteStore:
                 sql, (*urls, limit, offset)) as cur:
             return [_entry(row) for row in await cur.fetchall()]
 
+    async def archive_entries(self, source_urls: Iterable[str], limit: int,
+                              offset: int = 0) -> list[StoredEntry]:
+        urls = list(source_urls)
+        if not urls or limit <= 0:
+            return []
+        marks = ",".join("?" * len(urls))
+        # Storage order (id) never changes, so a full page of it never changes either.
+        sql = f"""
+            SELECT * FROM (
+                SELECT *, ROW_NUMBER() OVER (
+                    PARTITION BY COALESCE(canonical_link, source_url || ' ' || key)
+                    ORDER BY first_seen, id) AS copy
+                FROM entries WHERE source_url IN ({marks})
+            ) WHERE copy = 1
+            ORDER BY id LIMIT ? OFFSET ?"""
+        async with self._errors("read archived entries"), self._db.execute(
+                sql, (*urls, limit, offset)) as cur:
+            return [_entry(row) for row in await cur.fetchall()]
+
+    async def count_entries(self, source_urls: Iterable[str]) -> int:
+        urls = list(source_urls)
+        if not urls:
+            return 0
+        marks = ",".join("?" * len(urls))
+        sql = f"""SELECT COUNT(DISTINCT COALESCE(canonical_link, source_url || ' ' || key))
+                  FROM entries WHERE source_url IN ({marks})"""
+        async with self._errors("count entries"), self._db.execute(sql, urls) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def prune(self, *, older_than: datetime | None, keep_per_source: int | None) -> int:
         async with self._errors("prune entries"), self._transaction():
             before = self._db.total_changes
