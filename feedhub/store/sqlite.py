@@ -24,6 +24,40 @@ from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
 
+#: Indexes that only make queries fast: derived data, created when missing at open
+#: (no schema version of their own). Each is covering for the query named.
+_PERF_INDEXES = (
+    # latest_entries, count_entries: newest first per source, no table row read.
+    "CREATE INDEX IF NOT EXISTS entries_recent ON entries "
+    "(source_url, published DESC, id DESC, canonical_link, first_seen)",
+    # The cross-source duplicate check: an earlier copy of the same canonical link.
+    "CREATE INDEX IF NOT EXISTS entries_link_seen ON entries "
+    "(canonical_link, first_seen, id, source_url)",
+    # archive_entries: storage order without reading the (large) rows.
+    "CREATE INDEX IF NOT EXISTS entries_by_id ON entries (id, source_url, canonical_link, first_seen)",
+    # due_sources.
+    "CREATE INDEX IF NOT EXISTS sources_due ON sources (next_poll_at)",
+)
+
+# The first-seen copy of an article reached through several sources wins: an entry
+# is shown unless one of the chosen sources has the same canonical link earlier.
+# Only ids are picked (from covering indexes), then the few full rows are read.
+_PICK_ENTRIES = """
+    WITH chosen AS (SELECT value AS url FROM json_each(?)),
+    picked AS (
+        SELECT e.id, e.published FROM entries e
+        WHERE e.source_url IN chosen
+          AND NOT EXISTS (
+              SELECT 1 FROM entries o
+              WHERE o.canonical_link = e.canonical_link
+                AND (o.first_seen < e.first_seen OR (o.first_seen = e.first_seen AND o.id < e.id))
+                AND o.source_url IN chosen)
+        ORDER BY {order} LIMIT ? OFFSET ?)
+    SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id ORDER BY {outer}"""
+_LATEST_SQL = _PICK_ENTRIES.format(order="e.published DESC, e.id DESC",
+                                   outer="picked.published DESC, picked.id DESC")
+_ARCHIVE_SQL = _PICK_ENTRIES.format(order="e.id", outer="picked.id")
+
 
 def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
@@ -90,6 +124,8 @@ class SQLiteStore:
                         if statement.strip():
                             await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        for statement in _PERF_INDEXES:
+            await db.execute(statement)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
@@ -248,18 +284,8 @@ class SQLiteStore:
         urls = list(source_urls)
         if not urls or limit <= 0:
             return []
-        marks = ",".join("?" * len(urls))
-        # The first-seen copy of an article reached through several sources wins.
-        sql = f"""
-            SELECT * FROM (
-                SELECT *, ROW_NUMBER() OVER (
-                    PARTITION BY COALESCE(canonical_link, source_url || ' ' || key)
-                    ORDER BY first_seen, id) AS copy
-                FROM entries WHERE source_url IN ({marks})
-            ) WHERE copy = 1
-            ORDER BY published DESC, id DESC LIMIT ? OFFSET ?"""
         async with self._errors("read entries"), self._db.execute(
-                sql, (*urls, limit, offset)) as cur:
+                _LATEST_SQL, (json.dumps(urls), limit, offset)) as cur:
             return [_entry(row) for row in await cur.fetchall()]
 
     async def archive_entries(self, source_urls: Iterable[str], limit: int,
@@ -267,28 +293,19 @@ class SQLiteStore:
         urls = list(source_urls)
         if not urls or limit <= 0:
             return []
-        marks = ",".join("?" * len(urls))
         # Storage order (id) never changes, so a full page of it never changes either.
-        sql = f"""
-            SELECT * FROM (
-                SELECT *, ROW_NUMBER() OVER (
-                    PARTITION BY COALESCE(canonical_link, source_url || ' ' || key)
-                    ORDER BY first_seen, id) AS copy
-                FROM entries WHERE source_url IN ({marks})
-            ) WHERE copy = 1
-            ORDER BY id LIMIT ? OFFSET ?"""
         async with self._errors("read archived entries"), self._db.execute(
-                sql, (*urls, limit, offset)) as cur:
+                _ARCHIVE_SQL, (json.dumps(urls), limit, offset)) as cur:
             return [_entry(row) for row in await cur.fetchall()]
 
     async def count_entries(self, source_urls: Iterable[str]) -> int:
         urls = list(source_urls)
         if not urls:
             return 0
-        marks = ",".join("?" * len(urls))
-        sql = f"""SELECT COUNT(DISTINCT COALESCE(canonical_link, source_url || ' ' || key))
-                  FROM entries WHERE source_url IN ({marks})"""
-        async with self._errors("count entries"), self._db.execute(sql, urls) as cur:
+        # One per canonical link; an entry without one is its own (source_url, key).
+        sql = """SELECT COUNT(DISTINCT canonical_link) + COUNT(*) - COUNT(canonical_link)
+                 FROM entries WHERE source_url IN (SELECT value FROM json_each(?))"""
+        async with self._errors("count entries"), self._db.execute(sql, (json.dumps(urls),)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
