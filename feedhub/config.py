@@ -31,6 +31,8 @@ RESERVED_SLUGS = frozenset({"all", "q"})
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_DURATION = 365 * 86400
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?B)\s*$", re.I)
+_SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -72,6 +74,20 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FetchSettings:
+    """How much fetching one source may cost, and how many fetches run at once."""
+
+    #: Longest a whole fetch may take, however slowly the server sends.
+    timeout: timedelta = timedelta(seconds=60)
+    #: Largest body accepted, counted before and after decompression.
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_redirects: int = 5
+    #: Fetches at once to one host, and in all.
+    per_host: int = 2
+    concurrency: int = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """A validated ``feeds.yaml``."""
 
@@ -87,6 +103,7 @@ class Config:
     retention_entries: int | None
     categories: Mapping[str, Category]
     sources: tuple[Source, ...]
+    fetch: FetchSettings = FetchSettings()
 
     @property
     def store_path(self) -> Path:
@@ -197,6 +214,31 @@ class _ServerModel(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def _size(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if match is None:
+            raise ValueError(f"invalid size {value!r}: write bytes, or a number with KB, MB or GB "
+                             "such as 16MB")
+        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    if size < 1024:
+        raise ValueError(f"size {value!r} is too small: allow at least 1KB")
+    return size
+
+
+Size = Annotated[int, BeforeValidator(_size)]
+
+
+class _FetchModel(_Strict):
+    timeout: Duration = timedelta(seconds=60)
+    max_body: Size = 16 * 1024 * 1024
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    per_host: int = Field(default=2, ge=1, le=64)
+    concurrency: int = Field(default=10, ge=1, le=256)
+
+
 class _RetentionModel(_Strict):
     days: int | None = Field(default=None, ge=1)
     entries_per_source: int | None = Field(default=None, ge=1)
@@ -226,6 +268,7 @@ class _FileModel(_Strict):
     server: _ServerModel = _ServerModel()
     defaults: _DefaultsModel = _DefaultsModel()
     retention: _RetentionModel = _RetentionModel()
+    fetch: _FetchModel = _FetchModel()
     categories: dict[str, _CategoryModel] = Field(min_length=1)
     sources: list[_SourceModel] = Field(default_factory=list)
 
@@ -236,6 +279,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "server": _ServerModel,
     "defaults": _DefaultsModel,
     "retention": _RetentionModel,
+    "fetch": _FetchModel,
     "categories": _CategoryModel,
     "sources": _SourceModel,
 }
@@ -370,6 +414,9 @@ def _resolve(model: _FileModel, path: Path) -> Config:
         categories={slug: Category(slug=slug, title=c.title, description=c.description)
                     for slug, c in model.categories.items()},
         sources=sources,
+        fetch=FetchSettings(timeout=model.fetch.timeout, max_body_bytes=model.fetch.max_body,
+                            max_redirects=model.fetch.max_redirects,
+                            per_host=model.fetch.per_host, concurrency=model.fetch.concurrency),
     )
 
 

@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from feedhub import __version__
+from feedhub.config import FetchSettings
 from feedhub.model import FetchResult, FetchStatus, SourceState, utcnow
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -43,6 +44,14 @@ class FetchLimits:
     total_timeout: float = 60.0
     per_host: int = 2
     total: int = 10
+
+
+def limits_for(settings: FetchSettings) -> FetchLimits:
+    """The limits an operator configured under ``fetch:``."""
+    total = settings.timeout.total_seconds()
+    return FetchLimits(max_body_bytes=settings.max_body_bytes, max_redirects=settings.max_redirects,
+                       connect_timeout=min(10.0, total), read_timeout=min(30.0, total),
+                       total_timeout=total, per_host=settings.per_host, total=settings.concurrency)
 
 
 def user_agent(base_url: str) -> str:
@@ -176,6 +185,8 @@ def _describe_http_error(error: httpx.HTTPError) -> str:
         (httpx.ReadTimeout, "no data from the server for too long"),
         (httpx.ConnectError, "cannot connect"),
         (httpx.RemoteProtocolError, "the server broke the HTTP protocol or closed the connection"),
+        (httpx.ReadError, "the connection was closed or reset while reading the response"),
+        (httpx.WriteError, "the connection was closed or reset while sending the request"),
         (httpx.DecodingError, "the body could not be decompressed"),
         (httpx.UnsupportedProtocol, "unsupported URL scheme"),
     ]

@@ -12,6 +12,7 @@ import calendar
 import codecs
 import email.utils
 import json
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ import feedparser
 from feedhub.decode import transcode_to_utf8
 from feedhub.errors import EncodingError, ParseError
 from feedhub.model import Enclosure, ParsedEntry, ParsedFeed
+
+log = logging.getLogger("feedhub.parse")
 
 # A trailing zone: Z, +0800, -05:00 or a named zone.
 _HAS_ZONE = re.compile(
@@ -40,8 +43,21 @@ def parse(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneIn
 
     Raises:
         EncodingError: the text cannot be decoded without mangling it.
-        ParseError: the body is not an RSS, Atom or JSON feed.
+        ParseError: the body is not an RSS, Atom or JSON feed, or it trips the parser.
     """
+    try:
+        return _parse(body, url=url, headers=headers, timezone=timezone, encoding=encoding)
+    except ParseError:
+        raise
+    except Exception as e:
+        # Hostile input must not take down a poll: whatever feedparser (or our reading
+        # of its result) raises becomes this source's error, with the cause kept.
+        log.exception("unexpected error parsing %s", url)
+        raise ParseError(url, f"the feed could not be parsed ({type(e).__name__}: {e})"[:300]) from e
+
+
+def _parse(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneInfo,
+           encoding: str | None) -> ParsedFeed:
     if body.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"{":
         return _parse_json(body, url, timezone)
     response_headers = {k.lower(): v for k, v in headers.items()}
@@ -105,9 +121,15 @@ def _entry(e: Any, tz: ZoneInfo) -> ParsedEntry:
             if t.get("term") or t.get("label"))),
         enclosures=tuple(
             Enclosure(url=str(x.get("href")), type=str(x.get("type", "")),
-                      length=int(x["length"]) if str(x.get("length", "")).isdigit() else None)
+                      length=_length(x.get("length")))
             for x in e.get("enclosures", []) if x.get("href")),
     )
+
+
+def _length(value: Any) -> int | None:
+    """An enclosure length, if it is a sane number of bytes."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 15 else None
 
 
 def _text(value: Any) -> str | None:
@@ -220,8 +242,7 @@ def _json_item(item: dict[str, Any], tz: ZoneInfo) -> ParsedEntry:
         categories=tuple(str(t) for t in item.get("tags") or [] if isinstance(t, str | int)),
         enclosures=tuple(
             Enclosure(url=str(a["url"]), type=str(a.get("mime_type", "")),
-                      length=a.get("size_in_bytes") if isinstance(a.get("size_in_bytes"), int)
-                      else None)
+                      length=_length(a.get("size_in_bytes")))
             for a in (attachments if isinstance(attachments, list) else [])
             if isinstance(a, dict) and a.get("url")),
     )
