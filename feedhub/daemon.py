@@ -23,6 +23,7 @@ from feedhub.config import Config, Source, load_config
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.model import PollOutcome, PollStatus, utcnow
+from feedhub.pidfile import pid_path, remove_pid_file, write_pid_file
 from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_source, republish
 from feedhub.policy import first_poll_at
 from feedhub.publish.static import write_documents
@@ -269,6 +270,7 @@ class Daemon:
         async with AsyncExitStack() as stack:
             self.store = await open_store(self.config.store_path)
             stack.push_async_callback(self.store.close)
+            self._write_pid_file(stack)
             self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
             # Hubs are read at startup; a reload that changes them applies after a restart.
             self.websub = await stack.enter_async_context(
@@ -317,6 +319,17 @@ class Daemon:
             log.info("cancelled %d polls still running after %.0fs; their sources are polled "
                      "again after restart", len(pending), STOP_GRACE)
             await asyncio.wait(pending, timeout=5)
+
+    def _write_pid_file(self, stack: AsyncExitStack) -> None:
+        """``<data_dir>/feedhub.pid`` while running: feedhub add/remove send it SIGHUP."""
+        path = pid_path(self.config.site.data_dir)
+        try:
+            write_pid_file(path)
+        except OSError as e:
+            log.warning("cannot write the pid file %s (%s): feedhub add cannot reload this daemon",
+                        path, e)
+            return
+        stack.callback(remove_pid_file, path)
 
     @staticmethod
     def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
