@@ -130,12 +130,16 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
             raise click.UsageError(f"no source with URL {source_url} in {config.path}")
 
     async def work(store: Store) -> list[PollOutcome]:
-        async with Fetcher(config.site.base_url) as fetcher:
-            outcomes = await poll_sources(Deps(config=config, store=store, fetcher=fetcher),
-                                          sources, force=force,
-                                          on_done=progress.done if progress else None)
+        from feedhub.pipeline import parse_pool
+
+        # Parsing runs in a process per core; the pool is gone before republishing.
+        with parse_pool() as executor:
+            async with Fetcher(config.site.base_url) as fetcher:
+                deps = Deps(config=config, store=store, fetcher=fetcher, executor=executor)
+                outcomes = await poll_sources(deps, sources, force=force,
+                                              on_done=progress.done if progress else None)
         slugs = changed_categories(config, outcomes)
-        if slugs or not await store.documents():
+        if slugs or await store.document("feeds/all.atom") is None:
             changed = await republish(store, config, slugs or None, config.public_dir)
             await announce_now(config, changed)
         return outcomes

@@ -10,8 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,11 +34,7 @@ from feedhub.model import (
     SourceState,
     utcnow,
 )
-from feedhub.normalize import normalize
-from feedhub.parse import parse
 from feedhub.policy import next_poll_at
-from feedhub.publish.static import write_documents
-from feedhub.render import render
 from feedhub.sanitize import clean_text, safe_url
 from feedhub.store import Store
 
@@ -66,11 +67,64 @@ class _Parsed:
 def parse_and_normalize(body: bytes, *, source: Source, fetched: FetchResult,
                         seen_at: datetime) -> _Parsed:
     """Parse and normalize one body (runs in a worker; picklable arguments only)."""
+    from feedhub.normalize import normalize
+    from feedhub.parse import parse
+
     feed = parse(body, url=fetched.url, headers=fetched.headers, timezone=source.timezone,
                  encoding=source.encoding)
     entries = normalize(feed, source_url=source.url, feed_url=fetched.url, seen_at=seen_at)
     return _Parsed(title=clean_text(feed.title), link=safe_url(feed.link, fetched.url),
                    ttl_minutes=feed.ttl_minutes, entries=entries)
+
+
+def _ignore_signals() -> None:
+    # The parent decides when workers stop (a Ctrl-C or SIGTERM to the process
+    # group must not kill a parse half-way and break the pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def parse_workers() -> int:
+    """How many processes parse: one per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
+    """A process pool for :func:`parse_and_normalize`, shut down on exit.
+
+    feedparser is CPU-bound and holds the GIL, so a full poll is only as fast as
+    the cores it is spread over. Workers start on first use (a poll of 304s never
+    starts any), forked from a clean server process that has the parser imported.
+    ``None`` (parse in a thread) on a single core.
+    """
+    workers = workers or parse_workers()
+    if workers < 2:
+        yield None
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        context.set_forkserver_preload(["feedhub.parse", "feedhub.normalize", "feedhub.pipeline"])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_ignore_signals)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(deps.executor, _parse_job, fetched, source, now)
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory): this body is parsed here instead.
+        log.warning("parse worker died; parsing %s in the main process", source.url)
+        return await loop.run_in_executor(None, _parse_job, fetched, source, now)
 
 
 async def poll_source(deps: Deps, source: Source, *, force: bool = False) -> PollOutcome:
@@ -98,8 +152,7 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False) -> Pol
             status = PollStatus.UNCHANGED
         else:
             try:
-                parsed = await asyncio.get_running_loop().run_in_executor(
-                    deps.executor, _parse_job, fetched, source, now)
+                parsed = await _parse(deps, fetched, source, now)
             except SourceError as e:
                 status, error, body_hash = PollStatus.ERROR, e.message, state.body_hash
     return await _save(deps, source, state, fetched, status, error, parsed, body_hash, now)
@@ -200,6 +253,9 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     Raises:
         StoreError, PublishError: the store or the disk failed.
     """
+    from feedhub.publish.static import write_documents
+    from feedhub.render import render
+
     if slugs is not None:
         # Also any feed never rendered (a new category): pages and OPML link to it.
         slugs = set(slugs) | {slug for slug in ("all", *config.categories)

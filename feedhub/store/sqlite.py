@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from array import array
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -56,7 +57,20 @@ _PICK_ENTRIES = """
     SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id ORDER BY {outer}"""
 _LATEST_SQL = _PICK_ENTRIES.format(order="e.published DESC, e.id DESC",
                                    outer="picked.published DESC, picked.id DESC")
-_ARCHIVE_SQL = _PICK_ENTRIES.format(order="e.id", outer="picked.id")
+# Every id of an archive, in order: paging through it is then a slice, not an OFFSET
+# that re-checks every earlier entry (rendering N pages was O(N²)).
+_ARCHIVE_IDS_SQL = """
+    WITH chosen AS (SELECT value AS url FROM json_each(?))
+    SELECT e.id FROM entries e
+    WHERE e.source_url IN chosen
+      AND NOT EXISTS (
+          SELECT 1 FROM entries o
+          WHERE o.canonical_link = e.canonical_link
+            AND (o.first_seen < e.first_seen OR (o.first_seen = e.first_seen AND o.id < e.id))
+            AND o.source_url IN chosen)
+    ORDER BY e.id"""
+#: Archives whose id lists are kept, at most (8 bytes per entry each).
+_ARCHIVE_CACHE = 64
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -79,6 +93,8 @@ class SQLiteStore:
         self.path = path
         # One connection, many tasks: transactions must not interleave.
         self._write_lock = asyncio.Lock()
+        # Archive id lists by chosen sources, with the store version they were read at.
+        self._archive_ids: dict[str, tuple[tuple[int, int], array[int]]] = {}
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -294,9 +310,30 @@ class SQLiteStore:
         if not urls or limit <= 0:
             return []
         # Storage order (id) never changes, so a full page of it never changes either.
-        async with self._errors("read archived entries"), self._db.execute(
-                _ARCHIVE_SQL, (json.dumps(urls), limit, offset)) as cur:
-            return [_entry(row) for row in await cur.fetchall()]
+        async with self._errors("read archived entries"):
+            ids = (await self._archive_id_list(json.dumps(urls)))[offset:offset + limit]
+            if not ids:
+                return []
+            async with self._db.execute(
+                    f"SELECT * FROM entries WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id",
+                    list(ids)) as cur:
+                return [_entry(row) for row in await cur.fetchall()]
+
+    async def _archive_id_list(self, chosen: str) -> array[int]:
+        """The deduplicated ids of an archive in storage order, read once per store change."""
+        async with self._db.execute("PRAGMA data_version") as cur:
+            row = await cur.fetchone()
+        # data_version moves on other connections' commits, total_changes on ours.
+        version = (int(row[0]) if row else 0, self._db.total_changes)
+        cached = self._archive_ids.get(chosen)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        async with self._db.execute(_ARCHIVE_IDS_SQL, (chosen,)) as cur:
+            ids = array("q", (row[0] for row in await cur.fetchall()))
+        if len(self._archive_ids) >= _ARCHIVE_CACHE:
+            self._archive_ids.clear()
+        self._archive_ids[chosen] = (version, ids)
+        return ids
 
     async def count_entries(self, source_urls: Iterable[str]) -> int:
         urls = list(source_urls)
