@@ -21,13 +21,21 @@ import click
 from feedhub import __version__
 from feedhub.config import DEFAULT_PATH, Config, Source, load_config
 from feedhub.discover import Discovery, Probe, discover
-from feedhub.edit import Edit, NewCategory, NewSource, read_text, write_atomically
+from feedhub.edit import (
+    Edit,
+    NewCategory,
+    NewSource,
+    read_text,
+    write_atomically,
+    write_bytes_atomically,
+)
 from feedhub.edit import add as add_to_config
 from feedhub.edit import remove as remove_from_config
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.log import setup_logging
-from feedhub.model import PollOutcome, utcnow
+from feedhub.model import PollOutcome, SourceState, utcnow
+from feedhub.opml import ExportFeed, plan_import, read_opml, write_opml
 from feedhub.pidfile import reload_daemon
 from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, republish
 from feedhub.publish.websub import announce_now
@@ -539,6 +547,121 @@ def remove_command(ctx: click.Context, source: str, yes: bool) -> None:
     click.echo(click.style(f"Removed {found.url} from {config.path}", fg="green", bold=True)
                + "; its stored entries stay until `feedhub prune --orphans`.")
     _reload_daemon(config)
+
+
+# --- OPML: import-opml, export-opml --------------------------------------------------------------
+
+
+@cli.command("import-opml")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--category", "slug", metavar="SLUG",
+              help="Put every feed in this category (created if missing) instead of one "
+                   "category per folder.")
+@click.option("--label", metavar="LABEL",
+              help="With --category: the title of that category if it is created.")
+@click.option("--dry-run", is_flag=True, help="Show what would be added; write nothing.")
+@click.option("-y", "--yes", is_flag=True,
+              help="Write without asking (never asked when not on a terminal).")
+@click.pass_context
+@_handles_errors
+@_refuses
+def import_opml_command(ctx: click.Context, file: Path, slug: str | None, label: str | None,
+                        dry_run: bool, yes: bool) -> None:
+    """Add the feeds of an OPML file (a feed reader's export) to feeds.yaml.
+
+    Each feed's innermost folder becomes its category: an existing one with
+    the folder's name as title (or slug), else a new one titled like the
+    folder — ASCII names become slugs (Tech News → tech-news), others a
+    stable cat-<hash>. Feeds in no folder go to 'uncategorized'. Feeds
+    already configured, listed twice, or without an xmlUrl are skipped and
+    listed. The feeds are not fetched: `feedhub poll` reports any that fail.
+    A running daemon is told to reload.
+    """
+    config = _config(ctx)
+    if label is not None and slug is None:
+        raise _Refused("--label titles the category given with --category")
+    doc = read_opml(file.read_bytes())
+    plan = plan_import(doc, config, category=slug, label=label)
+    click.echo(f"{file}: {doc.title or 'untitled'} — {len(doc.feeds)} feeds")
+    titles = {**{c.slug: c.title for c in config.categories.values()},
+              **{c.slug: c.title for c in plan.categories}}
+    if plan.categories:
+        click.echo("New categories:")
+        for c in plan.categories:
+            click.echo(click.style(f"  + {c.slug}", fg="green") + f"  {c.title}")
+    if plan.sources:
+        click.echo("Sources to add:")
+        for category, sources in plan.by_category():
+            click.echo(f"  {category} ({titles.get(category, '')}):")
+            for s in sources:
+                click.echo(click.style(f"    + {s.url}", fg="green")
+                           + (f"  {s.name}" if s.name else ""))
+    if plan.skipped:
+        click.echo("Skipped:")
+        for what, why in plan.skipped:
+            click.echo(f"  - {what}: {why}")
+    if not plan.sources:
+        click.echo("Nothing to import.")
+        return
+    summary = (f"{len(plan.sources)} sources and {len(plan.categories)} new categories")
+    if dry_run:
+        click.echo(f"Dry run: would add {summary}; nothing written.")
+        return
+    text, edit = _edit(config, lambda text: add_to_config(
+        text, config.path, sources=[s for s, _ in plan.sources], categories=plan.categories))
+    if not yes and _interactive() and not click.confirm(f"Add {summary} to {config.path}?",
+                                                        default=True):
+        click.echo("Nothing written.")
+        return
+    write_atomically(config.path, edit.text, expected=text)
+    click.echo(click.style(f"Added {summary} to {config.path}", fg="green", bold=True)
+               + f" (from line {edit.line}).")
+    _reload_daemon(config)
+
+
+@cli.command("export-opml")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (replaced atomically) instead of standard output.")
+@click.option("--category", "slug", metavar="SLUG", help="Only the sources of this category.")
+@click.pass_context
+@_handles_errors
+def export_opml_command(ctx: click.Context, output: Path | None, slug: str | None) -> None:
+    """Write the configured sources as OPML 2.0, one folder per category.
+
+    For moving subscriptions to a feed reader or another feedhub (import-opml
+    keeps the category slugs). Feed titles and home pages come from the store
+    when the sources have been polled. This is the list of sources feedhub
+    follows; /opml.xml on the server lists the feeds it republishes.
+    """
+    config = _config(ctx)
+    if slug is not None and slug not in config.categories:
+        raise click.BadParameter(f"no category {slug!r} in {config.path}", param_hint="--category")
+    states: dict[str, SourceState] = {}
+    if config.store_path.exists():
+        states = _run(_with_store(config, _source_states))
+    groups = []
+    for category in config.categories.values():
+        if slug is not None and category.slug != slug:
+            continue
+        feeds = []
+        for source in config.sources_in(category.slug):
+            st = states.get(source.url)
+            feeds.append(ExportFeed(xml_url=source.url,
+                                    title=source.name or (st.feed_title if st else None) or source.url,
+                                    html_url=st.feed_link if st else None))
+        if feeds:
+            groups.append((category.slug, category.title, feeds))
+    body = write_opml(title=f"{config.site.title} — sources", groups=groups, created=utcnow())
+    if output is None:
+        click.echo(body.decode("utf-8"), nl=False)
+        return
+    write_bytes_atomically(output, body)
+    click.echo(f"wrote {sum(len(g[2]) for g in groups)} sources in {len(groups)} categories "
+               f"to {output}", err=True)
+
+
+async def _source_states(store: Store) -> dict[str, SourceState]:
+    return {s.url: s for s in await store.source_states()}
 
 
 @cli.command()

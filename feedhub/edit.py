@@ -353,13 +353,27 @@ def write_atomically(path: Path, text: str, *, expected: str) -> None:
     if read_text(target) != expected:
         raise EditError(f"{path} changed while it was being edited; nothing was written, run "
                         "the command again")
+    write_bytes_atomically(target, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace (or create) the file with ``data`` in one step, synced to disk.
+
+    An existing file's permissions are kept; a symlink is followed, not replaced.
+
+    Raises:
+        EditError: it cannot be written.
+    """
+    target = path.resolve()
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
         directory = os.open(target.parent, os.O_RDONLY)
         try:
