@@ -85,7 +85,7 @@ def _config(ctx: click.Context) -> Config:
 
 
 async def _with_store(config: Config, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = await open_store(config.store_path)
+    store = await open_store(config.store_url, pool_size=config.storage.pool_size)
     try:
         return await work(store)
     finally:

@@ -9,6 +9,7 @@ This module owns the file format; nothing else reads YAML.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,19 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Storage:
+    """Where the store is, and how nodes sharing it behave."""
+
+    #: ``postgresql://…`` for a shared PostgreSQL, ``sqlite:///path``; ``None``: the SQLite
+    #: file in the data directory.
+    url: str | None = None
+    #: How long a node may poll a source it claimed before another node may take it over.
+    lease: timedelta = timedelta(minutes=5)
+    #: Database connections one node keeps open, at most (PostgreSQL).
+    pool_size: int = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Source:
     """One feed to poll, with its settings resolved against the defaults."""
 
@@ -103,12 +117,20 @@ class Config:
     retention_entries: int | None
     categories: Mapping[str, Category]
     sources: tuple[Source, ...]
+    storage: Storage = Storage()
     fetch: FetchSettings = FetchSettings()
 
     @property
     def store_path(self) -> Path:
         """The SQLite file inside the data directory."""
         return self.site.data_dir / "feedhub.sqlite3"
+
+    @property
+    def store_url(self) -> str:
+        """The store to open: ``$FEEDHUB_DATABASE_URL``, else ``storage.url``, else
+        the SQLite file in the data directory."""
+        return (os.environ.get("FEEDHUB_DATABASE_URL") or self.storage.url
+                or f"sqlite://{self.store_path}")
 
     @property
     def public_dir(self) -> Path:
@@ -244,6 +266,25 @@ class _RetentionModel(_Strict):
     entries_per_source: int | None = Field(default=None, ge=1)
 
 
+def _store_url(value: Any) -> str:
+    text = str(value).strip()
+    scheme = urlsplit(text).scheme
+    if scheme not in ("postgresql", "postgres", "sqlite"):
+        raise ValueError(f"invalid store URL {value!r}: write postgresql://user@host/dbname "
+                         "(or sqlite:///path/to/feedhub.sqlite3)")
+    return text
+
+
+StoreUrl = Annotated[str, BeforeValidator(_store_url)]
+
+
+class _StorageModel(_Strict):
+    url: StoreUrl | None = None
+    lease: Duration = timedelta(minutes=5)
+    # One connection is held by a running singleton job while others serve.
+    pool_size: int = Field(default=10, ge=2, le=200)
+
+
 class _DefaultsModel(_Strict):
     interval: Duration = timedelta(minutes=15)
     max_entries: int = Field(default=50, ge=1, le=10000)
@@ -271,6 +312,7 @@ class _FileModel(_Strict):
     fetch: _FetchModel = _FetchModel()
     categories: dict[str, _CategoryModel] = Field(min_length=1)
     sources: list[_SourceModel] = Field(default_factory=list)
+    storage: _StorageModel = _StorageModel()
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -282,6 +324,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "fetch": _FetchModel,
     "categories": _CategoryModel,
     "sources": _SourceModel,
+    "storage": _StorageModel,
 }
 
 
@@ -414,6 +457,8 @@ def _resolve(model: _FileModel, path: Path) -> Config:
         categories={slug: Category(slug=slug, title=c.title, description=c.description)
                     for slug, c in model.categories.items()},
         sources=sources,
+        storage=Storage(url=model.storage.url, lease=model.storage.lease,
+                        pool_size=model.storage.pool_size),
         fetch=FetchSettings(timeout=model.fetch.timeout, max_body_bytes=model.fetch.max_body,
                             max_redirects=model.fetch.max_redirects,
                             per_host=model.fetch.per_host, concurrency=model.fetch.concurrency),

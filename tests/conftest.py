@@ -13,6 +13,9 @@ import pytest
 
 from tests.feedserver import FeedServer, Route
 
+# A real PostgreSQL for the store contract suite and the scale-out tests (tests/pg.py).
+pytest_plugins = ["tests.pg"]
+
 FIXTURES = Path(__file__).parent / "data" / "feeds"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "corpus"

@@ -1,4 +1,9 @@
-"""The SQLite store through its public interface, on a real file in tmp_path."""
+"""The store contract: every store through its public interface, on a real database.
+
+Tests taking ``store`` (or ``store_url``) run against SQLite (a file in tmp_path)
+and PostgreSQL (a fresh database on the session's server, see tests/pg.py);
+tests taking ``db_path`` check what only SQLite has.
+"""
 
 from __future__ import annotations
 
@@ -50,10 +55,18 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "feedhub.sqlite3"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, db_path: Path) -> str:
+    """The URL of a fresh, empty store of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite://{db_path}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    """An open store on a fresh file, closed after the test."""
-    st = await open_store(db_path)
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open store on a fresh database, closed after the test."""
+    st = await open_store(store_url)
     try:
         yield st
     finally:
@@ -104,7 +117,7 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
 
 
-async def test_save_poll_inserts_then_resave_writes_nothing(store: Store, db_path: Path) -> None:
+async def test_save_poll_inserts_then_resave_writes_nothing(store: Store) -> None:
     """New entries count as new; saving the same entries again is a no-op without duplicates."""
     entries = [entry(A, f"k{i}", published=T0 - timedelta(hours=i)) for i in range(3)]
     first = await store.save_poll(SourceState(url=A), entries, T0 + timedelta(minutes=1))
@@ -112,12 +125,10 @@ async def test_save_poll_inserts_then_resave_writes_nothing(store: Store, db_pat
     again = await store.save_poll(SourceState(url=A), entries, T0 + timedelta(minutes=30))
     assert (again.new, again.updated) == (0, 0)
     assert await store.entry_counts() == {A: 3}
-    with raw_db(db_path) as db:
-        assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 3
-        seen = {row[0] for row in db.execute("SELECT first_seen FROM entries")}
-    # Unchanged entries were not rewritten: first_seen is still the first poll's time.
-    assert seen == {(T0 + timedelta(minutes=1)).isoformat(timespec="microseconds")}
+    assert (await store.table_counts())["entries"] == 3
     stored = await store.latest_entries([A], 10)
+    # Unchanged entries were not rewritten: first_seen is still the first poll's time.
+    assert {e.first_seen for e in stored} == {T0 + timedelta(minutes=1)}
     assert stored[0].authors == ("王一鸣",)
     assert stored[0].categories == ("市场",)
     assert stored[0].enclosures == (Enclosure(url="https://news.example.cn/a.mp3",
@@ -269,3 +280,194 @@ async def test_concurrent_save_poll_all_succeed(store: Store) -> None:
     assert sum(r.updated for r in results) == 0
     assert (await store.entry_counts())[A] == 5
     assert len(await store.source_states()) == 21
+
+
+# --- the rest of the contract: scheduling, history, archives, retention ------------------------
+
+
+async def test_ensure_due_and_reschedule(store: Store) -> None:
+    """New sources are added once; due ones come back longest overdue first, within limit."""
+    added = await store.ensure_sources({A: T0 + timedelta(seconds=30), B: T0, C: T0 + timedelta(hours=1)})
+    assert added == 3
+    assert await store.ensure_sources({A: T0, "http://127.0.0.1:9/d.xml": T0}) == 1
+    now = T0 + timedelta(minutes=1)
+    assert await store.due_sources([A, B, C], now, 10) == [B, A]
+    assert await store.due_sources([A, B, C], now, 1) == [B]
+    assert await store.due_sources([A, C], now, 10) == [A]
+    await store.reschedule(B, T0 + timedelta(hours=2))
+    assert await store.due_sources([A, B, C], now, 10) == [A]
+
+
+async def test_poll_history_and_new_entries_since(store: Store) -> None:
+    """Each recorded poll is one history row, newest first; new entries count by first_seen."""
+    for i in range(3):
+        at = T0 + timedelta(minutes=i)
+        await store.save_poll(SourceState(url=A, last_poll_at=at, last_status="ok", http_status=200),
+                              [entry(A, f"k{i}")], at)
+    history = await store.poll_history(A, 10)
+    assert [(p.at, p.new) for p in history] == [(T0 + timedelta(minutes=i), 1) for i in (2, 1, 0)]
+    assert await store.poll_history(A, 1) == history[:1]
+    assert await store.new_entries_since(T0 + timedelta(minutes=1)) == {A: 2}
+    assert await store.new_entries_since(T0 + timedelta(hours=1)) == {}
+
+
+async def test_archive_order_and_count(store: Store) -> None:
+    """archive_entries pages in storage order; count_entries counts one per canonical link."""
+    canon = "https://news.example.cn/shared.html"
+    await store.save_poll(SourceState(url=A), [entry(A, f"k{i}", published=T0 + timedelta(hours=i))
+                                               for i in range(4)], T0 + timedelta(days=1))
+    await store.save_poll(SourceState(url=B), [entry(B, "dup", link=canon, canonical_link=canon)],
+                          T0 + timedelta(days=2))
+    await store.save_poll(SourceState(url=A), [entry(A, "dup", link=canon, canonical_link=canon)],
+                          T0 + timedelta(days=3))
+    assert [e.key for e in await store.archive_entries([A], 2)] == ["k0", "k1"]
+    assert [e.key for e in await store.archive_entries([A], 2, 2)] == ["k2", "k3"]
+    assert [(e.source_url, e.key) for e in await store.archive_entries([A, B], 10, 4)] == [(B, "dup")]
+    assert await store.count_entries([A]) == 5
+    assert await store.count_entries([A, B]) == 5
+    assert await store.count_entries([]) == 0
+
+
+async def test_prune_and_forget_sources(store: Store) -> None:
+    """Retention deletes by age and keeps the newest per source; forgetting drops whole sources."""
+    await store.save_poll(SourceState(url=A), [entry(A, f"k{i}", published=T0 - timedelta(days=i))
+                                               for i in range(5)], T0)
+    await store.save_poll(SourceState(url=B), [entry(B, "b")], T0)
+    assert await store.prune(older_than=T0 - timedelta(days=3, hours=1), keep_per_source=None) == 1
+    assert await store.prune(older_than=None, keep_per_source=2) == 2
+    assert {e.key for e in await store.latest_entries([A], 10)} == {"k0", "k1"}
+    assert await store.forget_sources([B]) == 2
+    assert await store.entry_counts() == {B: 1}
+    assert [s.url for s in await store.source_states()] == [B]
+
+
+# --- many nodes: leases and locks ------------------------------------------------------------
+
+LEASE = timedelta(seconds=30)
+
+
+async def test_claims_are_exclusive_until_saved_or_expired(store: Store) -> None:
+    """A claimed source is nobody else's until its poll is saved, released, or the lease ends."""
+    await store.ensure_sources({A: T0, B: T0 + timedelta(seconds=1), C: T0 + timedelta(hours=1)})
+    now = T0 + timedelta(minutes=1)
+    assert await store.claim_sources([A, B, C], now, 10, node="n1", lease=LEASE) == [A, B]
+    assert await store.claim_sources([A, B, C], now, 10, node="n2", lease=LEASE) == []
+    # Saving A's poll ends the lease; A is due again only at its new next_poll_at.
+    await store.save_poll(SourceState(url=A, next_poll_at=now + timedelta(seconds=5)), [], now)
+    assert await store.claim_sources([A, B], now + timedelta(seconds=6), 10, node="n2",
+                                     lease=LEASE) == [A]
+    # A release by another node changes nothing; by the holder, frees it at once.
+    await store.release_sources([B], "n2")
+    assert await store.claim_sources([B], now, 10, node="n3", lease=LEASE) == []
+    await store.release_sources([B], "n1")
+    assert await store.claim_sources([B], now, 10, node="n3", lease=LEASE) == [B]
+    # n3 dies: once the lease has run out, another node takes B over.
+    assert await store.claim_sources([B], now + LEASE - timedelta(seconds=1), 10, node="n2",
+                                     lease=LEASE) == []
+    assert await store.claim_sources([B], now + LEASE, 10, node="n2", lease=LEASE) == [B]
+    assert await store.claim_sources([A, B, C], now, 0, node="n1", lease=LEASE) == []
+
+
+async def test_concurrent_claims_never_overlap(store_url: str) -> None:
+    """Several stores (nodes) claiming at once from one database share the due sources out."""
+    urls = [f"http://127.0.0.1:9/s{i}.xml" for i in range(60)]
+    stores = [await open_store(store_url) for _ in range(3)]
+    try:
+        await stores[0].ensure_sources(dict.fromkeys(urls, T0))
+        now = T0 + timedelta(minutes=1)
+        batches = await asyncio.gather(*(
+            st.claim_sources(urls, now, 7, node=f"n{i}-{j}", lease=LEASE)
+            for j in range(4) for i, st in enumerate(stores)))
+        claimed = [url for batch in batches for url in batch]
+        assert len(claimed) == len(set(claimed)) == 60
+    finally:
+        for st in stores:
+            await st.close()
+
+
+async def test_lock_yields_and_releases(store: Store) -> None:
+    """A lock is held inside the block (and for every store on SQLite) and free after it."""
+    async with store.lock("prune") as held:
+        assert held
+    async with store.lock("prune", wait=True) as held:
+        assert held
+
+
+@pytest.mark.postgres
+async def test_postgres_lock_excludes_other_nodes(pg_url: str) -> None:
+    """On PostgreSQL a held lock is refused to another node until released."""
+    first, second = await open_store(pg_url), await open_store(pg_url)
+    try:
+        async with first.lock("prune") as held:
+            assert held
+            async with second.lock("prune") as other:
+                assert not other
+            async with second.lock("republish") as other:
+                assert other
+        async with second.lock("prune") as held:
+            assert held
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- copying between stores ------------------------------------------------------------------
+
+
+async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
+    """Everything exported from one store imports into another as it was; twice changes nothing."""
+    state = SourceState(url=A, etag='"e"', last_poll_at=T0, last_status="ok", http_status=200,
+                        next_poll_at=T0 + timedelta(minutes=15))
+    await store.save_poll(state, [entry(A, f"k{i}", published=T0 - timedelta(hours=i))
+                                  for i in range(5)], T0)
+    await store.put_documents([document("feeds/all.atom", b"<feed/>")])
+    target = await open_store(tmp_path / "copy.sqlite3")
+    try:
+        for _ in range(2):
+            await target.import_sources(await store.source_states())
+            cursor = 0
+            while True:
+                records, cursor = await store.export_entries(cursor, 2)
+                if not records:
+                    break
+                await target.import_entries(records)
+            polls, _ = await store.export_polls(0, 100)
+            await target.import_polls(polls)
+            await target.put_documents(await store.documents())
+        assert await target.table_counts() == await store.table_counts() == {
+            "sources": 1, "entries": 5, "documents": 1, "polls": 1}
+        assert await target.source_state(A) == state
+        assert await target.latest_entries([A], 10) == await store.latest_entries([A], 10)
+        assert await target.archive_entries([A], 10) == await store.archive_entries([A], 10)
+        assert await target.poll_history(A, 10) == await store.poll_history(A, 10)
+        assert await target.documents() == await store.documents()
+        # The content hash came along: the same entries saved again are not "updated".
+        again = await target.save_poll(state, [entry(A, "k0")], T0 + timedelta(hours=1))
+        assert (again.new, again.updated) == (0, 0)
+    finally:
+        await target.close()
+
+
+# --- PostgreSQL schema ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_postgres_nodes_starting_together_migrate_once(pg_url: str) -> None:
+    """Five stores opened at once on an empty database: one schema, at the current version."""
+    import psycopg
+
+    from feedhub.store.pg_schema import SCHEMA_VERSION as PG_VERSION
+
+    stores = await asyncio.gather(*(open_store(pg_url) for _ in range(5)))
+    for st in stores:
+        await st.close()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM feedhub_schema").fetchall() == [(PG_VERSION,)]
+        conn.execute("UPDATE feedhub_schema SET version = version + 1")
+    with pytest.raises(StoreError, match="newer"):
+        await open_store(pg_url)
+
+
+async def test_unsupported_url_is_refused() -> None:
+    with pytest.raises(StoreError, match="unsupported"):
+        await open_store("mysql://127.0.0.1/feedhub")

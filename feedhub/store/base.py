@@ -1,14 +1,16 @@
 """The store interface: the only state shared between stages.
 
-Implementations: :mod:`feedhub.store.sqlite` (embedded default). Any method can
-raise :class:`~feedhub.errors.StoreError`.
+Implementations: :mod:`feedhub.store.sqlite` (embedded default) and
+:mod:`feedhub.store.postgres` (shared by several nodes). Any method can raise
+:class:`~feedhub.errors.StoreError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from feedhub.model import Document, Entry, SourceState, StoredEntry
@@ -40,6 +42,14 @@ class PollRecord:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryRecord:
+    """A stored entry with everything needed to copy it to another store."""
+
+    entry: StoredEntry
+    content_hash: str
+
+
 class Store(Protocol):
     """Persistent state of a feedhub instance.
 
@@ -50,6 +60,9 @@ class Store(Protocol):
     Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
     ``prune``, ``forget_sources``.
     Documents: ``put_documents``, ``document``, ``documents``.
+    Many nodes: ``claim_sources``, ``release_sources``, ``lock``.
+    Copying between stores: ``table_counts``, ``export_entries``, ``import_entries``,
+    ``import_sources``, ``export_polls``, ``import_polls``.
     """
 
     async def close(self) -> None:
@@ -92,7 +105,8 @@ class Store(Protocol):
 
         When ``state`` records a poll (``last_poll_at`` and ``last_status`` set), the
         poll is added to the source's history in the same transaction; only the
-        last :data:`POLL_HISTORY` polls of each source are kept.
+        last :data:`POLL_HISTORY` polls of each source are kept. Any lease on the
+        source (:meth:`claim_sources`) ends.
         """
 
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
@@ -134,3 +148,48 @@ class Store(Protocol):
 
     async def documents(self) -> list[Document]:
         """Every rendered document."""
+
+    # --- many nodes -------------------------------------------------------------------
+
+    async def claim_sources(self, urls: Iterable[str], now: datetime, limit: int, *,
+                            node: str, lease: timedelta) -> list[str]:
+        """Claim up to ``limit`` of ``urls`` that are due at ``now`` for ``node``.
+
+        A source is claimable when it is due and nobody holds a lease on it, or the
+        lease expired (its node died). Claimed sources are leased to ``node`` until
+        ``now + lease``; no other node can claim them meanwhile. Saving the poll
+        (:meth:`save_poll`) or :meth:`release_sources` ends the lease. The longest
+        overdue come first.
+        """
+
+    async def release_sources(self, urls: Iterable[str], node: str) -> None:
+        """End ``node``'s leases on ``urls`` without saving a poll (it was skipped or cancelled)."""
+
+    def lock(self, name: str, *, wait: bool = False) -> AbstractAsyncContextManager[bool]:
+        """Hold the store-wide lock ``name`` for a singleton job (pruning, republishing).
+
+        Yields whether it is held: with ``wait`` it waits for the lock and yields
+        ``True``; without, ``False`` when another node (or task) holds it. The lock
+        is released on exit, and by the database when the holder dies.
+        """
+
+    # --- copying between stores ------------------------------------------------------
+
+    async def table_counts(self) -> dict[str, int]:
+        """Rows per table: ``sources``, ``entries``, ``documents``, ``polls``."""
+
+    async def export_entries(self, after: int, limit: int) -> tuple[list[EntryRecord], int]:
+        """Up to ``limit`` entries in storage order after the cursor ``after`` (0: from the
+        start), and the cursor to pass next (unchanged when there are no more)."""
+
+    async def import_entries(self, records: Sequence[EntryRecord]) -> None:
+        """Upsert entries exactly as given (dates, hash), appended in storage order."""
+
+    async def import_sources(self, states: Sequence[SourceState]) -> None:
+        """Upsert source states exactly as given, without recording polls."""
+
+    async def export_polls(self, after: int, limit: int) -> tuple[list[PollRecord], int]:
+        """Up to ``limit`` poll records in storage order after the cursor ``after``."""
+
+    async def import_polls(self, records: Sequence[PollRecord]) -> None:
+        """Add poll records not stored yet (same source, instant and status)."""

@@ -71,6 +71,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX polls_by_source ON polls (source_url, id);
     """,
+    # 3: poll leases, so several feedhub nodes sharing a store never poll a source twice
+    """
+    -- the node polling the source now (host:pid), NULL when none
+    ALTER TABLE sources ADD COLUMN lease_owner TEXT;
+    -- UTC ISO 8601: after this instant another node may claim the source
+    ALTER TABLE sources ADD COLUMN lease_until TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,7 +12,7 @@ import sqlite3
 from array import array
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import aiosqlite
 
 from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
-from feedhub.store.base import POLL_HISTORY, PollRecord, SaveResult
+from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult
 from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
@@ -228,7 +228,8 @@ class SQLiteStore:
                        last_success_at=excluded.last_success_at, last_status=excluded.last_status,
                        http_status=excluded.http_status, error=excluded.error,
                        failures=excluded.failures, next_poll_at=excluded.next_poll_at,
-                       retry_after=excluded.retry_after, moved_to=excluded.moved_to""",
+                       retry_after=excluded.retry_after, moved_to=excluded.moved_to,
+                       lease_owner=NULL, lease_until=NULL""",
                 (state.url, state.etag, state.last_modified, state.body_hash, state.feed_title,
                  state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
                  state.last_status, state.http_status, state.error, state.failures,
@@ -277,10 +278,7 @@ class SQLiteStore:
         async with self._errors(f"read the poll history of {url}"), self._db.execute(
                 "SELECT * FROM polls WHERE source_url = ? ORDER BY id DESC LIMIT ?",
                 (url, max(0, min(limit, POLL_HISTORY)))) as cur:
-            return [PollRecord(source_url=row["source_url"], at=_must_dt(row["at"]),
-                               status=row["status"], http_status=row["http_status"],
-                               new=row["new"], updated=row["updated"], error=row["error"])
-                    for row in await cur.fetchall()]
+            return [_poll(row) for row in await cur.fetchall()]
 
     async def _known_hashes(self, source_url: str, keys: list[str]) -> dict[str, str]:
         known: dict[str, str] = {}
@@ -420,8 +418,107 @@ class SQLiteStore:
                 "SELECT * FROM documents ORDER BY path") as cur:
             return [_document(row) for row in await cur.fetchall()]
 
+    # --- many nodes -------------------------------------------------------------------
 
-def _lists(e: Entry) -> tuple[str, str, str]:
+    async def claim_sources(self, urls: Iterable[str], now: datetime, limit: int, *,
+                            node: str, lease: timedelta) -> list[str]:
+        # One writer at a time: the due query and the lease are one transaction.
+        wanted = list(urls)
+        if limit <= 0 or not wanted:
+            return []
+        due: list[tuple[str, str]] = []
+        async with self._errors("claim due sources"), self._transaction():
+            for i in range(0, len(wanted), _IN_BATCH):
+                batch = wanted[i:i + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                async with self._db.execute(
+                        f"SELECT url, next_poll_at FROM sources WHERE next_poll_at <= ? "
+                        f"AND (lease_until IS NULL OR lease_until <= ?) "
+                        f"AND url IN ({marks}) ORDER BY next_poll_at LIMIT ?",
+                        (_ts(now), _ts(now), *batch, limit)) as cur:
+                    due += [(row[0], row[1]) for row in await cur.fetchall()]
+            claimed = [url for url, _ in sorted(due, key=lambda d: d[1])[:limit]]
+            await self._db.executemany(
+                "UPDATE sources SET lease_owner = ?, lease_until = ? WHERE url = ?",
+                [(node, _ts(now + lease), url) for url in claimed])
+        return claimed
+
+    async def release_sources(self, urls: Iterable[str], node: str) -> None:
+        async with self._errors("release leases"), self._transaction():
+            await self._db.executemany(
+                "UPDATE sources SET lease_owner = NULL, lease_until = NULL "
+                "WHERE url = ? AND lease_owner = ?", [(url, node) for url in urls])
+
+    @asynccontextmanager
+    async def lock(self, name: str, *, wait: bool = False) -> AsyncIterator[bool]:
+        # One SQLite file has one node: there is nobody to exclude.
+        yield True
+
+    # --- copying between stores ------------------------------------------------------
+
+    async def table_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        async with self._errors("count rows"):
+            for table in ("sources", "entries", "documents", "polls"):
+                async with self._db.execute(f"SELECT COUNT(*) FROM {table}") as cur:
+                    row = await cur.fetchone()
+                counts[table] = int(row[0]) if row else 0
+        return counts
+
+    async def export_entries(self, after: int, limit: int) -> tuple[list[EntryRecord], int]:
+        async with self._errors("read entries"), self._db.execute(
+                "SELECT * FROM entries WHERE id > ? ORDER BY id LIMIT ?", (after, limit)) as cur:
+            rows = list(await cur.fetchall())
+        records = [EntryRecord(entry=_entry(row), content_hash=row["content_hash"]) for row in rows]
+        return records, int(rows[-1]["id"]) if rows else after
+
+    async def import_entries(self, records: Sequence[EntryRecord]) -> None:
+        async with self._errors("import entries"), self._transaction():
+            await self._db.executemany(
+                """INSERT INTO entries (source_url, key, guid, link, canonical_link, title,
+                       content_html, published, first_seen, updated, authors, categories,
+                       enclosures, content_hash)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT (source_url, key) DO UPDATE SET guid=excluded.guid,
+                       link=excluded.link, canonical_link=excluded.canonical_link,
+                       title=excluded.title, content_html=excluded.content_html,
+                       published=excluded.published, first_seen=excluded.first_seen,
+                       updated=excluded.updated, authors=excluded.authors,
+                       categories=excluded.categories, enclosures=excluded.enclosures,
+                       content_hash=excluded.content_hash""",
+                [(e.source_url, e.key, e.guid, e.link, e.canonical_link, e.title, e.content_html,
+                  _ts(e.published), _ts(e.first_seen), _ts(e.updated), *_lists(e),
+                  r.content_hash) for r in records for e in (r.entry,)])
+
+    async def import_sources(self, states: Sequence[SourceState]) -> None:
+        async with self._errors("import sources"), self._transaction():
+            await self._db.executemany(
+                """INSERT OR REPLACE INTO sources (url, etag, last_modified, body_hash, feed_title,
+                       feed_link, last_poll_at, last_success_at, last_status, http_status, error,
+                       failures, next_poll_at, retry_after, moved_to)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                [(s.url, s.etag, s.last_modified, s.body_hash, s.feed_title, s.feed_link,
+                  _ts(s.last_poll_at), _ts(s.last_success_at), s.last_status, s.http_status,
+                  s.error, s.failures, _ts(s.next_poll_at), _ts(s.retry_after), s.moved_to)
+                 for s in states])
+
+    async def export_polls(self, after: int, limit: int) -> tuple[list[PollRecord], int]:
+        async with self._errors("read poll history"), self._db.execute(
+                "SELECT * FROM polls WHERE id > ? ORDER BY id LIMIT ?", (after, limit)) as cur:
+            rows = list(await cur.fetchall())
+        return [_poll(row) for row in rows], int(rows[-1]["id"]) if rows else after
+
+    async def import_polls(self, records: Sequence[PollRecord]) -> None:
+        async with self._errors("import poll history"), self._transaction():
+            await self._db.executemany(
+                """INSERT INTO polls (source_url, at, status, http_status, new, updated, error)
+                   SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (
+                       SELECT 1 FROM polls WHERE source_url = ?1 AND at = ?2 AND status = ?3)""",
+                [(p.source_url, _ts(p.at), p.status, p.http_status, p.new, p.updated, p.error)
+                 for p in records])
+
+
+def _lists(e: Entry | StoredEntry) -> tuple[str, str, str]:
     return (json.dumps(list(e.authors), ensure_ascii=False),
             json.dumps(list(e.categories), ensure_ascii=False),
             json.dumps([{"url": x.url, "type": x.type, "length": x.length} for x in e.enclosures],
@@ -452,3 +549,9 @@ def _entry(row: Any) -> StoredEntry:
 def _document(row: Any) -> Document:
     return Document(path=row["path"], body=bytes(row["body"]), content_type=row["content_type"],
                     etag=row["etag"], modified=_must_dt(row["modified"]))
+
+
+def _poll(row: Any) -> PollRecord:
+    return PollRecord(source_url=row["source_url"], at=_must_dt(row["at"]), status=row["status"],
+                      http_status=row["http_status"], new=row["new"], updated=row["updated"],
+                      error=row["error"])
