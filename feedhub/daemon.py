@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import time
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
@@ -70,6 +72,8 @@ class Daemon:
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
         self.websub: WebSubPublisher | None = None
+        #: Who holds this node's leases in a shared store.
+        self.node = f"{socket.gethostname()}:{os.getpid()}"
         self._in_flight: dict[str, asyncio.Task[PollOutcome | None]] = {}
         self._dirty: set[str] = set()
         self._stop = asyncio.Event()
@@ -87,7 +91,10 @@ class Daemon:
         if room <= 0:
             return
         candidates = [s.url for s in self.config.sources if s.url not in self._in_flight]
-        due = await self.store.due_sources(candidates, utcnow(), room)
+        # Claimed with a lease: nodes sharing the store never poll a source twice,
+        # and a dead node's claims lapse when the lease runs out.
+        due = await self.store.claim_sources(candidates, utcnow(), room, node=self.node,
+                                             lease=self.config.storage.lease)
         if due:
             log.info("tick: polling %d due sources (%d already in flight)", len(due),
                      len(self._in_flight))
@@ -111,9 +118,21 @@ class Daemon:
             outcome = await poll_source(deps, source)
         except FeedhubError as e:
             log.error("poll of %s failed: %s", source.url, e)
+            await self._release([source.url])
             return None
+        if outcome.status is PollStatus.SKIPPED:  # nothing saved: the lease is still ours
+            await self._release([source.url])
         self._record(outcome)
         return outcome
+
+    async def _release(self, urls: list[str]) -> None:
+        """Give up this node's leases on ``urls`` (their polls saved nothing)."""
+        if self.store is None or not urls:
+            return
+        try:
+            await self.store.release_sources(urls, self.node)
+        except FeedhubError as e:  # the leases run out by themselves
+            log.warning("cannot release leases on %d sources: %s", len(urls), e)
 
     def _record(self, outcome: PollOutcome) -> None:
         metrics.POLLS.labels(outcome.status.value).inc()
@@ -152,7 +171,10 @@ class Daemon:
         if self.store is None:
             return
         try:
-            deleted = await apply_retention(self.store, config)
+            async with self.store.lock("prune") as held:
+                if not held:  # another node is pruning the shared store
+                    return
+                deleted = await apply_retention(self.store, config)
         except FeedhubError as e:
             log.error("prune failed: %s", e)
             return
@@ -268,7 +290,8 @@ class Daemon:
         """
         loop = asyncio.get_running_loop()
         async with AsyncExitStack() as stack:
-            self.store = await open_store(self.config.store_path)
+            self.store = await open_store(self.config.store_url,
+                                          pool_size=self.config.storage.pool_size)
             stack.push_async_callback(self.store.close)
             self._write_pid_file(stack)
             self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
@@ -319,6 +342,8 @@ class Daemon:
             log.info("cancelled %d polls still running after %.0fs; their sources are polled "
                      "again after restart", len(pending), STOP_GRACE)
             await asyncio.wait(pending, timeout=5)
+            # Their polls saved nothing: other nodes may take these sources at once.
+            await self._release([t.get_name().removeprefix("poll ") for t in pending])
 
     def _write_pid_file(self, stack: AsyncExitStack) -> None:
         """``<data_dir>/feedhub.pid`` while running: feedhub add/remove send it SIGHUP."""

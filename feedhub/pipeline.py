@@ -256,11 +256,15 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     from feedhub.publish.static import write_documents
     from feedhub.render import render
 
-    if slugs is not None:
-        # Also any feed never rendered (a new category): pages and OPML link to it.
-        slugs = set(slugs) | {slug for slug in ("all", *config.categories)
-                              if await store.document(f"feeds/{slug}.atom") is None}
-    changed = await store.put_documents(await render(store, config, slugs))
+    # One render at a time among nodes sharing the store, so an older render never
+    # overwrites a newer one, and only the node whose bytes changed the store reports
+    # (and so pings WebSub hubs about) the change.
+    async with store.lock("republish", wait=True):
+        if slugs is not None:
+            # Also any feed never rendered (a new category): pages and OPML link to it.
+            slugs = set(slugs) | {slug for slug in ("all", *config.categories)
+                                  if await store.document(f"feeds/{slug}.atom") is None}
+        changed = await store.put_documents(await render(store, config, slugs))
     if out_dir is not None:
         write_documents(changed, out_dir)
     return changed

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -27,7 +28,7 @@ class DaemonProcess:
     """``feedhub run`` on a config, its notify messages and its stderr collected."""
 
     def __init__(self, config: Path, *, watchdog_usec: int | None = None, tick: float = 0.2,
-                 spread: float = 2.0) -> None:
+                 spread: float = 2.0, env: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="feedhub-notify-")
@@ -37,10 +38,12 @@ class DaemonProcess:
         self._sock.settimeout(0.2)
         self.messages: list[tuple[float, str]] = []
         self.stderr_lines: list[str] = []
+        extra_env = env
         env = {k: v for k, v in os.environ.items() if k != "FEEDHUB_CONFIG"}
         env["NOTIFY_SOCKET"] = self.notify_path
         if watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
+        env.update(extra_env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "feedhub", "--config", str(config), "--log-level", "INFO",
              "run", "--listen", f"127.0.0.1:{self.port}", "--tick", str(tick), "--spread", str(spread)],
