@@ -203,7 +203,7 @@ def serve_command(ctx: click.Context, listen: str | None) -> None:
     host, port = _listen(listen, config)
 
     async def work(store: Store) -> None:
-        if not await store.documents():
+        if await store.document("feeds/all.atom") is None:
             await republish(store, config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -212,7 +212,9 @@ def serve_command(ctx: click.Context, listen: str | None) -> None:
         click.echo(f"serving {config.site.title} on http://{host}:{port}/", err=True)
         await serve(create_app(store), host, port, stop)
 
-    _run(_with_store(config, work))
+    from feedhub.server import run_loop
+
+    run_loop(_with_store(config, work))
 
 
 @cli.command("run")

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import time
+from concurrent.futures import Executor
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,7 +27,14 @@ from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.model import PollOutcome, PollStatus, utcnow
 from feedhub.pidfile import pid_path, remove_pid_file, write_pid_file
-from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_source, republish
+from feedhub.pipeline import (
+    Deps,
+    apply_retention,
+    changed_categories,
+    parse_pool,
+    poll_source,
+    republish,
+)
 from feedhub.policy import first_poll_at
 from feedhub.publish.static import write_documents
 from feedhub.publish.websub import WebSubPublisher
@@ -71,6 +79,8 @@ class Daemon:
         self.notifier = notifier
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
+        #: Where bodies are parsed: a process per core (see pipeline.parse_pool).
+        self.executor: Executor | None = None
         self.websub: WebSubPublisher | None = None
         #: Who holds this node's leases in a shared store.
         self.node = f"{socket.gethostname()}:{os.getpid()}"
@@ -111,7 +121,8 @@ class Daemon:
 
     async def _poll(self, source: Source) -> PollOutcome | None:
         assert self.store is not None and self.fetcher is not None
-        deps = Deps(config=self.config, store=self.store, fetcher=self.fetcher)
+        deps = Deps(config=self.config, store=self.store, fetcher=self.fetcher,
+                    executor=self.executor)
         try:
             # The pipeline skips gone/rate-limited sources itself; the store's
             # next_poll_at already honours both, so polling here is never forced.
@@ -295,6 +306,7 @@ class Daemon:
             stack.push_async_callback(self.store.close)
             self._write_pid_file(stack)
             self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
+            self.executor = stack.enter_context(parse_pool())
             # Hubs are read at startup; a reload that changes them applies after a restart.
             self.websub = await stack.enter_async_context(
                 WebSubPublisher(self.config.site.websub_hubs, self.config.site.base_url))

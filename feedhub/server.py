@@ -1,4 +1,4 @@
-"""Serve rendered documents over HTTP (Starlette, run by uvicorn).
+"""Serve rendered documents over HTTP (plain ASGI and Starlette, run by uvicorn).
 
 Only documents in the store are served (looked up by exact path, never from
 the file system), with ``ETag``/``Last-Modified``, 304 answers to conditional
@@ -13,9 +13,12 @@ import email.utils
 import gzip
 import json
 import socket
+import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,40 +33,134 @@ from feedhub.model import Document, PollStatus
 from feedhub.store import Store
 
 _GZIP_MIN = 512
-_GZIP_CACHE = 256
+T = TypeVar("T")
 HealthCheck = Callable[[], Awaitable[dict[str, object]]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-
-class _GzipCache:
-    """Compressed bodies by ETag, so a popular feed is compressed once per change."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-
-    def get(self, doc: Document) -> bytes:
-        body = self._items.get(doc.etag)
-        if body is None:
-            body = gzip.compress(doc.body, compresslevel=6, mtime=0)
-            self._items[doc.etag] = body
-            while len(self._items) > _GZIP_CACHE:
-                self._items.popitem(last=False)
-        else:
-            self._items.move_to_end(doc.etag)
-        return body
+#: How long a cached document is served before the store is asked again (a
+#: `feedhub poll` in another process is picked up within this).
+RECHECK_SECONDS = 1.0
+#: Memory for cached documents (bodies and their gzip), at most.
+CACHE_BYTES = 64 * 1024 * 1024
+_NOT_FOUND = b"Not Found\n"
 
 
 def _http_date(value: datetime) -> str:
     return email.utils.format_datetime(value.replace(microsecond=0), usegmt=True)
 
 
-def _not_modified(request: Request, doc: Document, etags: tuple[str, ...]) -> bool:
-    inm = request.headers.get("if-none-match")
+@dataclass(slots=True)
+class _Cached:
+    """A document as served: body, lazily its gzip, and the headers of each answer."""
+
+    doc: Document
+    gz_etag: str
+    checked: float
+    headers: list[tuple[bytes, bytes]]
+    gz_headers: list[tuple[bytes, bytes]]
+    gz_body: bytes | None = None
+
+    @classmethod
+    def of(cls, doc: Document, now: float) -> _Cached:
+        gz_etag = doc.etag[:-1] + '-gz"'
+        common = [(b"last-modified", _http_date(doc.modified).encode()),
+                  (b"vary", b"Accept-Encoding"), (b"cache-control", b"public, max-age=60")]
+        return cls(doc=doc, gz_etag=gz_etag, checked=now,
+                   headers=[*common, (b"etag", doc.etag.encode("latin-1"))],
+                   gz_headers=[*common, (b"etag", gz_etag.encode("latin-1"))])
+
+    @property
+    def size(self) -> int:
+        return len(self.doc.body) + len(self.gz_body or b"")
+
+
+class DocumentCache:
+    """Rendered documents in memory, so a request does not read the store.
+
+    An entry is served for :data:`RECHECK_SECONDS`, then read again from the store
+    (by one request; the others keep serving it meanwhile) and kept — with its gzip —
+    when its ETag did not change. Least recently used entries go beyond ``max_bytes``.
+    """
+
+    def __init__(self, store: Store, *, recheck: float = RECHECK_SECONDS,
+                 max_bytes: int = CACHE_BYTES) -> None:
+        self._store = store
+        self._recheck = recheck
+        self._max_bytes = max_bytes
+        self._items: OrderedDict[str, _Cached] = OrderedDict()
+        self._bytes = 0
+        self._refreshing: set[str] = set()
+
+    async def get(self, path: str) -> _Cached | None:
+        now = time.monotonic()
+        item = self._items.get(path)
+        if item is not None and (now - item.checked < self._recheck or path in self._refreshing):
+            self._items.move_to_end(path)
+            return item
+        self._refreshing.add(path)
+        try:
+            doc = await self._store.document(path)
+        finally:
+            self._refreshing.discard(path)
+        item = self._items.get(path)  # may have changed while the store answered
+        if doc is None:
+            self._drop(path)
+            return None
+        if item is not None and item.doc.etag == doc.etag:
+            item.checked = now
+            return item
+        self._drop(path)
+        fresh = _Cached.of(doc, now)
+        self._put(path, fresh)
+        return fresh
+
+    async def gzipped(self, path: str, item: _Cached) -> bytes:
+        if item.gz_body is None:
+            body = await asyncio.to_thread(gzip.compress, item.doc.body, 6, mtime=0)
+            if item.gz_body is None:
+                item.gz_body = body
+                if self._items.get(path) is item:
+                    self._bytes += len(body)
+                    self._evict()
+        return item.gz_body
+
+    def _put(self, path: str, item: _Cached) -> None:
+        if item.size > self._max_bytes // 4:
+            return  # too large to keep: served, not cached
+        self._items[path] = item
+        self._bytes += item.size
+        self._evict()
+
+    def _drop(self, path: str) -> None:
+        old = self._items.pop(path, None)
+        if old is not None:
+            self._bytes -= old.size
+
+    def _evict(self) -> None:
+        while self._bytes > self._max_bytes and self._items:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.size
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _not_modified(scope: Scope, doc: Document, etags: tuple[str, ...]) -> bool:
+    inm = _header(scope, b"if-none-match")
     if inm is not None:
         if inm.strip() == "*":
             return True
         wanted = {tag.strip().removeprefix("W/") for tag in inm.split(",")}
         return any(tag in wanted for tag in etags)
-    ims = request.headers.get("if-modified-since")
+    ims = _header(scope, b"if-modified-since")
     if ims:
         try:
             since = email.utils.parsedate_to_datetime(ims)
@@ -79,45 +176,71 @@ def document_path(url_path: str) -> str:
     return path or "index.html"
 
 
-def create_app(store: Store, health: HealthCheck | None = None) -> Starlette:
-    """The ASGI app serving ``store``'s documents, ``/healthz`` and ``/metrics``."""
-    cache = _GzipCache()
+class FeedhubApp:
+    """The ASGI app: documents from a :class:`DocumentCache`, ``/healthz`` and ``/metrics``.
 
-    async def healthz(request: Request) -> Response:
-        report = await (health or _store_health(store))()
-        code = 200 if report.get("status") == "ok" else 503
-        return Response(json.dumps(report, ensure_ascii=False), status_code=code,
-                        media_type="application/json")
+    Documents are answered by plain ASGI messages with headers built once per
+    document version; the two other endpoints go through Starlette.
+    """
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    def __init__(self, store: Store, health: HealthCheck | None = None) -> None:
+        self.cache = DocumentCache(store)
 
-    async def serve(request: Request) -> Response:
-        doc = await store.document(document_path(request.url.path))
-        if doc is None:
-            return Response("Not Found\n", status_code=404, media_type="text/plain")
-        gz_etag = doc.etag[:-1] + '-gz"'
-        headers = {"Last-Modified": _http_date(doc.modified), "Vary": "Accept-Encoding",
-                   "Cache-Control": "public, max-age=60"}
-        use_gzip = (len(doc.body) >= _GZIP_MIN
-                    and "gzip" in request.headers.get("accept-encoding", "").lower())
-        headers["ETag"] = gz_etag if use_gzip else doc.etag
-        if _not_modified(request, doc, (doc.etag, gz_etag)):
-            return Response(status_code=304, headers=headers)
-        body = cache.get(doc) if use_gzip else doc.body
+        async def healthz(request: Request) -> Response:
+            report = await (health or _store_health(store))()
+            code = 200 if report.get("status") == "ok" else 503
+            return Response(json.dumps(report, ensure_ascii=False), status_code=code,
+                            media_type="application/json")
+
+        async def metrics(request: Request) -> Response:
+            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+        self._other: ASGIApp = Starlette(routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
+            await self._other(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _answer(send, 405, [(b"allow", b"GET, HEAD"),
+                                      (b"content-type", b"text/plain; charset=utf-8")],
+                          b"Method Not Allowed", head=False)
+            return
+        path = document_path(scope["path"])
+        item = await self.cache.get(path)
+        if item is None:
+            await _answer(send, 404, [(b"content-type", b"text/plain; charset=utf-8")],
+                          _NOT_FOUND, head=method == "HEAD")
+            return
+        doc = item.doc
+        accept = _header(scope, b"accept-encoding")
+        use_gzip = len(doc.body) >= _GZIP_MIN and accept is not None and "gzip" in accept.lower()
+        headers = item.gz_headers if use_gzip else item.headers
+        if _not_modified(scope, doc, (doc.etag, item.gz_etag)):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = await self.cache.gzipped(path, item) if use_gzip else doc.body
+        extra = [(b"content-type", doc.content_type.encode("latin-1"))]
         if use_gzip:
-            headers["Content-Encoding"] = "gzip"
-        headers["Content-Type"] = doc.content_type
-        if request.method == "HEAD":
-            headers["Content-Length"] = str(len(body))
-            return Response(status_code=200, headers=headers)
-        return Response(body, status_code=200, headers=headers)
+            extra.append((b"content-encoding", b"gzip"))
+        await _answer(send, 200, [*headers, *extra], body, head=method == "HEAD")
 
-    return Starlette(routes=[
-        Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/{path:path}", serve, methods=["GET", "HEAD"]),
-    ])
+
+async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                  *, head: bool) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def create_app(store: Store, health: HealthCheck | None = None) -> FeedhubApp:
+    """The ASGI app serving ``store``'s documents, ``/healthz`` and ``/metrics``."""
+    return FeedhubApp(store, health)
 
 
 def _store_health(store: Store) -> HealthCheck:
@@ -151,7 +274,7 @@ class _Uvicorn(uvicorn.Server):
 class HttpServer:
     """uvicorn serving an app on a socket bound up front, so errors are ours to report."""
 
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self._app, self.host, self.port = app, host, port
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
@@ -193,7 +316,17 @@ class HttpServer:
             await self._task
 
 
-async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop when it is installed: a faster loop for serving."""
+    try:
+        import uvloop
+    except ImportError:  # an optional speed-up
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+async def serve(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve ``app`` until ``stop`` is set.
 
     Raises:
