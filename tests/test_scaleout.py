@@ -97,14 +97,22 @@ def assert_steady(server: FeedServer, paths: list[str], since: float) -> None:
 
 
 def assert_same_bytes(nodes: list[DaemonProcess], db_url: str) -> int:
-    """Every stored document is served with the same bytes and ETag by every node."""
+    """Every stored document is served with the same bytes and ETag by every node.
+
+    A node's in-memory copy is re-checked against the store within a second, so a
+    difference is given that long to converge.
+    """
     with psycopg.connect(db_url) as conn:
         paths = [row[0] for row in conn.execute("SELECT path FROM documents ORDER BY path")]
     assert any(p.endswith(".atom") for p in paths) and "index.html" in paths
     for path in paths:
-        answers = [node.get("/" + path) for node in nodes]
-        assert {r.status_code for r in answers} == {200}, path
-        assert len({(r.content, r.headers["etag"]) for r in answers}) == 1, path
+        for attempt in range(3):
+            answers = [node.get("/" + path) for node in nodes]
+            assert {r.status_code for r in answers} == {200}, path
+            if len({(r.content, r.headers["etag"]) for r in answers}) == 1:
+                break
+            assert attempt < 2, f"nodes disagree on {path}"
+            time.sleep(1.5)
     return len(paths)
 
 
