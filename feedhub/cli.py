@@ -20,6 +20,7 @@ import click
 
 from feedhub import __version__
 from feedhub.config import DEFAULT_PATH, Config, Source, load_config
+from feedhub.demo import DemoInfo
 from feedhub.discover import Discovery, Probe, discover
 from feedhub.edit import (
     Edit,
@@ -664,6 +665,59 @@ def export_opml_command(ctx: click.Context, output: Path | None, slug: str | Non
 
 async def _source_states(store: Store) -> dict[str, SourceState]:
     return {s.url: s for s in await store.source_states()}
+
+
+# --- feedhub demo -------------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option("--listen", metavar="HOST:PORT",
+              help="Where to serve the merged feeds and pages (default: 127.0.0.1:8080, or a "
+                   "free port if that one is taken).")
+@_handles_errors
+def demo_command(listen: str | None) -> None:
+    """Try feedhub offline: sample sources, polled and republished on this machine.
+
+    Bundled Chinese finance news sources (and the seed article) are served
+    from 127.0.0.1, polled once into a temporary data folder, and the merged
+    feeds and pages are served until Ctrl-C (SIGINT) or SIGTERM; then the
+    folder is deleted. Needs no feeds.yaml and no network.
+    """
+    from feedhub.demo import run_demo
+
+    address = None
+    if listen is not None:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise click.BadParameter("use HOST:PORT, such as 127.0.0.1:8080", param_hint="--listen")
+        address = (host.strip("[]") or "127.0.0.1", int(port))
+    _run(run_demo(address, _show_demo))
+    click.echo("feedhub demo stopped; its temporary data folder is deleted.")
+
+
+def _show_demo(info: DemoInfo) -> None:
+    from feedhub.demo import failed
+
+    config, base = info.config, info.base_url
+    outcomes = info.outcomes
+    click.echo(click.style("feedhub demo", bold=True)
+               + f": {len(config.sources)} sample sources served from {info.sources_url}/")
+    click.echo(f"polled them: {sum(o.new for o in outcomes)} entries stored"
+               + (f", {len(failed(outcomes))} sources failed" if failed(outcomes) else ""))
+    click.echo("")
+    click.echo("Open in a browser:")
+    click.echo(f"  {base:<58} home page")
+    for category in config.categories.values():
+        click.echo(f"  {base + f'category/{category.slug}.html':<58} {category.title}")
+    click.echo("Subscribe in a feed reader:")
+    for category in config.categories.values():
+        click.echo(f"  {base + f'feeds/{category.slug}.atom':<58} {category.title} (also .rss, .json)")
+    click.echo(f"  {base + 'feeds/all.atom':<58} everything")
+    click.echo(f"  {base + 'opml.xml':<58} all feeds, to import in one go")
+    click.echo("")
+    click.echo(f"Data in {info.folder} (deleted on exit). Try the other commands on it:")
+    click.echo(f"  feedhub --config {config.path} status")
+    click.echo("Press Ctrl-C to stop.")
 
 
 @cli.command()
