@@ -1,14 +1,19 @@
 """Run a command as a child process and measure it.
 
-Wall time, CPU time (user + sys of the child and every descendant it waited
-for, from ``wait4``), the largest single-process RSS (``ru_maxrss``) and the
-peak memory of the whole process tree (sum of PSS, sampled every 20 ms from
-``/proc``: shared pages of forked workers are counted once, split between them).
+Wall time, CPU time (user + sys of the child and all its descendants: this
+process is a child subreaper, so a pool worker orphaned by its own parent — a
+multiprocessing forkserver — is reaped, and counted, here), the largest
+single-process RSS (``ru_maxrss``) and the peak memory of the whole process
+tree (sum of PSS, sampled every 20 ms from ``/proc``: shared pages of forked
+workers are counted once, split between them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -92,20 +97,50 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    # Not on Linux: descendants not reaped by their own parent go uncounted.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap(pids: set[int], deadline: float) -> None:
+    """Wait for descendants that were re-parented to this process (bounded)."""
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by its own parent, or never ours
+                pending.discard(pid)
+                continue
+            if done:
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.01)
+
+
 def run(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
         cwd: Path | None = None, timeout: float = 600.0, log: Path | None = None) -> Sample:
     """Run ``cmd`` to completion; raise :class:`ChildFailed` on a non-zero exit."""
+    _become_subreaper()
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen([str(c) for c in cmd], env=dict(env) if env else None, cwd=cwd,
                             stdout=out, stderr=out if log else subprocess.PIPE,
                             start_new_session=True)
     peak = [0]
+    seen: set[int] = set()
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], sum(_pss_kb(p) for p in _tree(proc.pid)))
+            tree = _tree(proc.pid)
+            seen.update(tree[1:])
+            peak[0] = max(peak[0], sum(_pss_kb(p) for p in tree))
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -119,6 +154,9 @@ def run(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
         done.set()
         sampler.join()
     wall = time.monotonic() - started
+    _reap(seen, time.monotonic() + 10)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if log:
@@ -126,5 +164,6 @@ def run(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
     if proc.returncode != 0:
         where = f" (see {log})" if log else ""
         raise ChildFailed(f"{' '.join(map(str, cmd))} exited {proc.returncode}{where}\n{err[-2000:]}")
-    return Sample(wall=wall, cpu=usage.ru_utime + usage.ru_stime, rss_mb=usage.ru_maxrss / 1024,
+    return Sample(wall=wall, cpu=max(cpu, usage.ru_utime + usage.ru_stime),
+                  rss_mb=usage.ru_maxrss / 1024,
                   pss_mb=peak[0] / 1024)
