@@ -245,7 +245,7 @@ def run_command(ctx: click.Context, listen: str | None, tick_every: float, sprea
 @click.option("--limit", type=click.IntRange(1, POLL_HISTORY), default=20, show_default=True,
               help="With URL|NAME: how many past polls to show.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Machine-readable output (a stable schema: see docs/configuration.md).")
+              help="Machine-readable output (a stable schema, listed in the README).")
 @click.pass_context
 @_handles_errors
 def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,

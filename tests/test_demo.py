@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from feedhub.demo import demo_data
+from feedhub.opml import read_opml
 from tests.daemonproc import free_port
 
 FIXTURES = Path(__file__).parent / "data" / "feeds"
@@ -106,7 +107,9 @@ def test_demo_serves_the_seed_and_stops_cleanly_on_sigint(demo: Demo, tmp_path: 
     assert {"《朱镕基讲话实录》再版带动出版板块走强", "基金经理张喆：二季度关注消费复苏",
             "昇腾生态伙伴大会召开 算力概念股活跃"} <= titles
     opml = httpx.get(demo.url("all feeds, to import in one go"), timeout=10)
-    assert opml.status_code == 200 and b"diyicaijing" in opml.content
+    assert opml.status_code == 200
+    listed = {f.xml_url for f in read_opml(opml.content).feeds}  # feedhub reads its own OPML
+    assert f"{home}feeds/diyicaijing.atom" in listed
 
     # The printed command works on the running demo's data.
     status = subprocess.run([sys.executable, "-m", "feedhub", "--config", str(folder / "feeds.yaml"),
