@@ -40,6 +40,10 @@ from feedhub.store import Store
 
 log = logging.getLogger("feedhub.pipeline")
 
+#: Sources polled at once by :func:`poll_sources`: enough to keep the fetcher's
+#: connections and every parser busy, few enough to bound the bodies held.
+POLLS_IN_FLIGHT = 24
+
 _FAILED = {
     FetchStatus.HTTP_ERROR, FetchStatus.NETWORK_ERROR, FetchStatus.TOO_LARGE,
     FetchStatus.NOT_A_FEED}
@@ -127,14 +131,17 @@ async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime
         return await loop.run_in_executor(None, _parse_job, fetched, source, now)
 
 
-async def poll_source(deps: Deps, source: Source, *, force: bool = False) -> PollOutcome:
+async def poll_source(deps: Deps, source: Source, *, force: bool = False,
+                      state: SourceState | None = None) -> PollOutcome:
     """Fetch, parse and store one source now; the result is an outcome value.
 
     A source that answered 410 Gone, or is under a ``Retry-After``, is skipped
-    unless ``force`` is set.
+    unless ``force`` is set. ``state``: the source's stored state, when the
+    caller already read it (else it is read here).
     """
     now = utcnow()
-    state = await deps.store.source_state(source.url) or SourceState(url=source.url)
+    if state is None:
+        state = await deps.store.source_state(source.url) or SourceState(url=source.url)
     if not force:
         if state.last_status == PollStatus.GONE:
             return PollOutcome(source_url=source.url, status=PollStatus.SKIPPED,
@@ -230,9 +237,16 @@ async def poll_sources(deps: Deps, sources: Sequence[Source], *, force: bool = F
     """Poll several sources concurrently (bounded by the fetcher's limits), in order.
 
     ``on_done`` is called with each outcome as soon as its source is done (for progress).
+    At most :data:`POLLS_IN_FLIGHT` sources are between fetch and store at once, so
+    bodies waiting for a parser never pile up in memory, however many sources.
     """
+    states = {s.url: s for s in await deps.store.source_states()}  # one query, not one each
+    room = asyncio.Semaphore(POLLS_IN_FLIGHT)
+
     async def one(source: Source) -> PollOutcome:
-        outcome = await poll_source(deps, source, force=force)
+        async with room:
+            outcome = await poll_source(deps, source, force=force,
+                                        state=states.get(source.url) or SourceState(url=source.url))
         if on_done is not None:
             on_done(outcome)
         return outcome

@@ -18,19 +18,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
-
-import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedhub.errors import FeedhubError
 from feedhub.metrics import REGISTRY
 from feedhub.model import Document, PollStatus
 from feedhub.store import Store
+
+if TYPE_CHECKING:  # imported where used: `feedhub poll` never loads the HTTP stack
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 _GZIP_MIN = 512
 T = TypeVar("T")
@@ -184,6 +182,11 @@ class FeedhubApp:
     """
 
     def __init__(self, store: Store, health: HealthCheck | None = None) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
         self.cache = DocumentCache(store)
 
         async def healthz(request: Request) -> Response:
@@ -264,11 +267,16 @@ class ServeError(FeedhubError):
     """The HTTP server could not start."""
 
 
-class _Uvicorn(uvicorn.Server):
-    # feedhub handles signals itself (reload, graceful stop).
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+def _uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
+    import uvicorn
+
+    class _Uvicorn(uvicorn.Server):
+        # feedhub handles signals itself (reload, graceful stop).
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return _Uvicorn(config)
 
 
 class HttpServer:
@@ -276,7 +284,7 @@ class HttpServer:
 
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self._app, self.host, self.port = app, host, port
-        self._server: _Uvicorn | None = None
+        self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -294,9 +302,11 @@ class HttpServer:
             sock.close()
             raise ServeError(f"cannot listen on {self.host}:{self.port}") from e
         self.port = sock.getsockname()[1]
+        import uvicorn
+
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
                                 server_header=False, timeout_graceful_shutdown=5)
-        self._server = _Uvicorn(config)
+        self._server = _uvicorn_server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
