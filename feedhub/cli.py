@@ -350,8 +350,9 @@ def _expand(url: str, config: Config) -> str:
 
 
 def _add_category(config: Config, slug: str | None, new_slug: str | None,
-                  label: str | None) -> tuple[str, NewCategory | None]:
-    """The category a new source goes to, and the category to create for it, if any."""
+                  label: str | None) -> tuple[str | None, NewCategory | None]:
+    """The category a new source goes to (``None``: ask, after the feed is shown), and the
+    category to create for it, if any."""
     if label is not None and new_slug is None:
         raise _Refused("--label names a new category: use it with --new-category SLUG")
     if new_slug is not None:
@@ -375,11 +376,15 @@ def _add_category(config: Config, slug: str | None, new_slug: str | None,
     if not _interactive():
         raise _Refused(f"--category is required: one of {choices} (or --new-category SLUG "
                        "--label LABEL)")
+    return None, None
+
+
+def _ask_category(config: Config) -> str:
     slugs = list(config.categories)
+    click.echo(f"Categories in {config.path} (--category SLUG skips this question):")
     for i, c in enumerate(config.categories.values(), 1):
         click.echo(f"  {i}. {c.slug} — {c.title}")
-    pick = click.prompt("Category", type=click.IntRange(1, len(slugs)))
-    return slugs[pick - 1], None
+    return slugs[click.prompt("Add it to category", type=click.IntRange(1, len(slugs))) - 1]
 
 
 def _refuse_duplicate(config: Config, url: str) -> None:
@@ -413,7 +418,7 @@ def _pick_feed(discovery: Discovery, url: str) -> Probe:
     if not _interactive():
         raise _Refused("several feeds found: run again with the one to add, e.g.\n"
                        f"  feedhub add {feeds[0].feed_url}", EXIT_FAILURE)
-    return feeds[click.prompt("Which one", type=click.IntRange(1, len(feeds))) - 1]
+    return feeds[click.prompt("Which feed", type=click.IntRange(1, len(feeds))) - 1]
 
 
 def _show_feed(probe: Probe, config: Config, count: int = 5) -> None:
@@ -512,6 +517,7 @@ def add_command(ctx: click.Context, url: str, slug: str | None, new_slug: str | 
     if feed_url != url:
         _refuse_duplicate(config, feed_url)
     _show_feed(probe, config)
+    category = category or _ask_category(config)
     source = NewSource(url=feed_url, category=category, name=name, interval=interval,
                        encoding=encoding)
     text, edit = _edit(config, lambda text: add_to_config(
@@ -640,8 +646,8 @@ def export_opml_command(ctx: click.Context, output: Path | None, slug: str | Non
     if slug is not None and slug not in config.categories:
         raise click.BadParameter(f"no category {slug!r} in {config.path}", param_hint="--category")
     states: dict[str, SourceState] = {}
-    if config.store_path.exists():
-        states = _run(_with_store(config, _source_states))
+    if config.store_url != f"sqlite://{config.store_path}" or config.store_path.exists():
+        states = _run(_with_store(config, _source_states))  # never create a store just for this
     groups = []
     for category in config.categories.values():
         if slug is not None and category.slug != slug:

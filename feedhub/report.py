@@ -183,34 +183,46 @@ def status_summary(rows: Sequence[StatusRow]) -> str:
     return f"{len(rows)} sources: {ok} ok, {failing} failing, {gone} gone, {never} never polled"
 
 
+#: Terminals at least this wide get the entries and error columns; narrower ones show the
+#: error under the source instead, so no column is squeezed out.
+WIDE = 150
+
+
 def render_status(console: Console, rows: Sequence[StatusRow], now: datetime, title: str) -> None:
     """The ``feedhub status`` table: one row per source, failing and gone ones highlighted."""
     tty = console.is_terminal
+    wide = not tty or console.width >= WIDE
     table = Table(title=title if tty else None, caption=status_summary(rows) if tty else None,
                   box=box.SIMPLE_HEAD if tty else None, header_style="bold", pad_edge=False,
                   caption_justify="left", title_justify="left")
-    longest = max((len(r.source.url) for r in rows), default=10)
-    table.add_column("source", overflow="fold", no_wrap=not tty,
-                     min_width=min(longest, console.width // 3) if tty else None)
+    table.add_column("source", overflow="fold", no_wrap=not tty, min_width=24 if tty else None)
     table.add_column("category", overflow="fold", no_wrap=not tty)
     table.add_column("last poll", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
     table.add_column("new 24h", justify="right", no_wrap=True)
-    table.add_column("entries", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("entries", justify="right", no_wrap=True)
     table.add_column("next poll", justify="right", no_wrap=True)
-    table.add_column("error", overflow="fold", no_wrap=not tty,
-                     max_width=max(24, console.width // 4) if tty else None)
+    if wide:
+        table.add_column("error", overflow="fold", no_wrap=not tty, min_width=16 if tty else None)
     for row in rows:
         st = row.state
+        style = _ROW_STYLES.get(row.status) if row.status else None
         source = Text(row.source.url, style="dim" if tty and row.name else "")
         if tty and row.name:
             source = Text.assemble((row.name, "bold"), "\n", source)
-        result = _result(row.status, st.http_status if st else None, st.last_status if st else None)
-        table.add_row(
-            source, row.source.category, relative(st.last_poll_at if st else None, now), result,
-            str(row.new_24h) if row.new_24h or st else "-", str(row.entries),
-            row.next_poll_text(now), row.error_text(),
-            style=_ROW_STYLES.get(row.status) if row.status else None)
+        if not wide and row.error_text():
+            source.append("\n" + row.error_text(), style=style or "")
+        cells: list[str | Text] = [
+            source, row.source.category, relative(st.last_poll_at if st else None, now),
+            _result(row.status, st.http_status if st else None, st.last_status if st else None),
+            str(row.new_24h) if row.new_24h or st else "-"]
+        if wide:
+            cells.append(str(row.entries))
+        cells.append(row.next_poll_text(now))
+        if wide:
+            cells.append(row.error_text())
+        table.add_row(*cells, style=style)
     print_plain(console, table)
     if not tty:
         console.file.write(status_summary(rows) + "\n")
@@ -246,8 +258,9 @@ def render_history(console: Console, row: StatusRow, history: Sequence[PollRecor
         console.file.write("no polls recorded yet\n")
         return
     tty = console.is_terminal
-    table = Table(title=f"last {len(history)} polls" if tty else None, box=box.SIMPLE_HEAD if tty
-                  else None, header_style="bold", pad_edge=False, title_justify="left")
+    title = f"last {len(history)} poll{'s' if len(history) != 1 else ''}"
+    table = Table(title=title if tty else None, box=box.SIMPLE_HEAD if tty else None,
+                  header_style="bold", pad_edge=False, title_justify="left")
     table.add_column("when", no_wrap=True)
     table.add_column("", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)

@@ -389,7 +389,7 @@ def test_add_on_a_terminal_asks(feed_server: FeedServer,
     config = one_source(write_config)
     before = config.read_text(encoding="utf-8")
     out = converse(["add", feed_server.url("/page")], config,
-                   {"Category": "2\n", "Which one": "2\n", "Write this change?": "y\n"})
+                   {"Which feed": "2\n", "Add it to category": "2\n", "Write this change?": "y\n"})
     assert "1. zhengquanshibaowang — 证券时报网新闻" in out and "2. other — 其他财经" in out
     assert "Added" in out
     assert only_inserted(before, config.read_text(encoding="utf-8")) == [

@@ -249,6 +249,12 @@ def test_status_table_on_a_terminal(polled_config: Path) -> None:
     assert "\x1b[31m" in out  # red: the failing source
     assert "\x1b[35m" in out  # magenta: the gone source
     assert "5 sources: 1 ok, 2 failing, 1 gone, 1 never polled" in strip_ansi(out)
+    assert "HTTP 404 Not Found" in strip_ansi(out) and "entries" in strip_ansi(out)
+    # A narrower terminal: the error goes under the source instead of its own column.
+    narrow = strip_ansi(run_tty("status", config=polled_config, columns=100))
+    lines = narrow.splitlines()
+    assert "entries" not in narrow and "HTTP 404 Not Found" in narrow
+    assert all(len(line) <= 100 for line in lines)
 
 
 def test_status_of_one_source_shows_its_history(polled_config: Path,
