@@ -33,7 +33,7 @@ from feedhub.edit import (
 from feedhub.edit import add as add_to_config
 from feedhub.edit import remove as remove_from_config
 from feedhub.errors import ConfigError, FeedhubError
-from feedhub.fetch import Fetcher
+from feedhub.fetch import Fetcher, limits_for
 from feedhub.log import setup_logging
 from feedhub.model import PollOutcome, SourceState, utcnow
 from feedhub.opml import ExportFeed, plan_import, read_opml, write_opml
@@ -143,7 +143,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
 
         # Parsing runs in a process per core; the pool is gone before republishing.
         with parse_pool() as executor:
-            async with Fetcher(config.site.base_url) as fetcher:
+            async with Fetcher(config.site.base_url, limits_for(config.fetch)) as fetcher:
                 deps = Deps(config=config, store=store, fetcher=fetcher, executor=executor)
                 outcomes = await poll_sources(deps, sources, force=force,
                                               on_done=progress.done if progress else None)
@@ -507,7 +507,7 @@ def add_command(ctx: click.Context, url: str, slug: str | None, new_slug: str | 
     click.echo(f"Fetching {url} …")
 
     async def find() -> Discovery:
-        async with Fetcher(config.site.base_url) as fetcher:
+        async with Fetcher(config.site.base_url, limits_for(config.fetch)) as fetcher:
             return await discover(fetcher, _expand(url, config), config.site.timezone,
                                   encoding=encoding)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from feedhub import metrics
 from feedhub.config import Config, Source, load_config
-from feedhub.errors import ConfigError, FeedhubError
-from feedhub.fetch import Fetcher
+from feedhub.errors import ConfigError, FeedhubError, StoreError
+from feedhub.fetch import Fetcher, limits_for
 from feedhub.model import PollOutcome, PollStatus, utcnow
 from feedhub.pidfile import pid_path, remove_pid_file, write_pid_file
 from feedhub.pipeline import (
@@ -88,6 +88,9 @@ class Daemon:
         self._dirty: set[str] = set()
         self._stop = asyncio.Event()
         self._stats = _Stats()
+        self._store_backoff = 0.0
+        self._paused_until = 0.0
+        self._public_stale = False
         self.port: int | None = None
 
     # --- jobs -----------------------------------------------------------------------
@@ -95,16 +98,20 @@ class Daemon:
     async def tick(self) -> None:
         """Start polls for the sources that are due, up to the in-flight bound."""
         self._stats.last_tick = time.monotonic()
-        if self._stop.is_set() or self.store is None:
+        if self._stop.is_set() or self.store is None or self._stats.last_tick < self._paused_until:
             return
         room = MAX_IN_FLIGHT - len(self._in_flight)
         if room <= 0:
             return
         candidates = [s.url for s in self.config.sources if s.url not in self._in_flight]
-        # Claimed with a lease: nodes sharing the store never poll a source twice,
-        # and a dead node's claims lapse when the lease runs out.
-        due = await self.store.claim_sources(candidates, utcnow(), room, node=self.node,
-                                             lease=self.config.storage.lease)
+        try:
+            # Claimed with a lease: nodes sharing the store never poll a source twice,
+            # and a dead node's claims lapse when the lease runs out.
+            due = await self.store.claim_sources(candidates, utcnow(), room, node=self.node,
+                                                 lease=self.config.storage.lease)
+        except StoreError as e:
+            self._store_trouble(e)
+            return
         if due:
             log.info("tick: polling %d due sources (%d already in flight)", len(due),
                      len(self._in_flight))
@@ -127,14 +134,41 @@ class Daemon:
             # The pipeline skips gone/rate-limited sources itself; the store's
             # next_poll_at already honours both, so polling here is never forced.
             outcome = await poll_source(deps, source)
+        except StoreError as e:
+            self._store_trouble(e)
+            return None
         except FeedhubError as e:
             log.error("poll of %s failed: %s", source.url, e)
             await self._release([source.url])
             return None
         if outcome.status is PollStatus.SKIPPED:  # nothing saved: the lease is still ours
             await self._release([source.url])
+        self._store_backoff = 0.0
         self._record(outcome)
         return outcome
+
+    def _store_trouble(self, error: StoreError) -> None:
+        """Pause polling while the store cannot be written (disk full, read-only…).
+
+        Serving goes on from what the store already holds; polling resumes by itself.
+        """
+        self._store_backoff = min(max(self._store_backoff * 2, 1.0), 60.0)
+        self._paused_until = time.monotonic() + self._store_backoff
+        log.error("the store cannot be written (%s); polling paused for %.0fs", error,
+                  self._store_backoff)
+
+    async def _release_dead_leases(self) -> None:
+        """End the leases of earlier processes on this host that are gone (killed, crashed).
+
+        Without this, a restart after SIGKILL would wait out the lease before polling.
+        """
+        assert self.store is not None
+        host = socket.gethostname()
+        for owner in await self.store.lease_owners():
+            owner_host, _, pid = owner.rpartition(":")
+            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+                await self.store.release_node(owner)
+                log.info("released the leases of %s, which is no longer running", owner)
 
     async def _release(self, urls: list[str]) -> None:
         """Give up this node's leases on ``urls`` (their polls saved nothing)."""
@@ -160,15 +194,26 @@ class Daemon:
 
     async def republish(self) -> None:
         """Render and publish the categories whose entries changed."""
-        if not self._dirty or self.store is None:
+        if (not self._dirty and not self._public_stale) or self.store is None:
             return
         slugs, self._dirty = self._dirty, set()
         try:
-            changed = await republish(self.store, self.config, slugs, self.config.public_dir)
+            changed = await republish(self.store, self.config, slugs) if slugs else []
         except FeedhubError as e:
             self._dirty |= slugs  # try again on the next run
             log.error("republish failed: %s", e)
             return
+        try:
+            # After a failed write (disk full…) every file is rewritten, not just the
+            # changed ones: the store already holds the new bytes.
+            write_documents(await self.store.documents() if self._public_stale else changed,
+                            self.config.public_dir)
+            self._public_stale = False
+        except FeedhubError as e:
+            if not self._public_stale:
+                log.error("cannot write %s, serving from the store until it can: %s",
+                          self.config.public_dir, e)
+            self._public_stale = True
         metrics.DOCUMENTS.inc(len(changed))
         if self.websub is not None:
             self.websub.announce(changed)
@@ -305,12 +350,14 @@ class Daemon:
                                           pool_size=self.config.storage.pool_size)
             stack.push_async_callback(self.store.close)
             self._write_pid_file(stack)
-            self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url))
+            self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url,
+                                                                   limits_for(self.config.fetch)))
             self.executor = stack.enter_context(parse_pool())
             # Hubs are read at startup; a reload that changes them applies after a restart.
             self.websub = await stack.enter_async_context(
                 WebSubPublisher(self.config.site.websub_hubs, self.config.site.base_url))
             await self.schedule_new_sources(self.options.first_poll_window)
+            await self._release_dead_leases()
             # Everything, not just what is missing: a crash may have come between
             # storing entries and republishing them, or between storing and writing files.
             await republish(self.store, self.config)
@@ -372,6 +419,18 @@ class Daemon:
     def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from feedhub.config import Config, Source
+from feedhub.discover import alternate_links
 from feedhub.errors import SourceError
 from feedhub.fetch import Fetcher
 from feedhub.model import (
@@ -151,7 +152,7 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
                                error=f"server asked to wait until {state.retry_after:%H:%M:%S} UTC",
                                next_poll_at=state.retry_after)
     fetched = await deps.fetcher.fetch(source.url, state)
-    status, error, parsed = _status(fetched), fetched.error, None
+    status, error, parsed = _status(fetched), _explain(fetched), None
     body_hash = state.body_hash
     if status is PollStatus.OK:
         body_hash = hashlib.sha256(fetched.body).hexdigest()
@@ -167,6 +168,16 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
 
 def _parse_job(fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
     return parse_and_normalize(fetched.body, source=source, fetched=fetched, seen_at=now)
+
+
+def _explain(fetched: FetchResult) -> str | None:
+    """The fetch's error, with the feeds an HTML page links to when it is one."""
+    if fetched.status is FetchStatus.NOT_A_FEED and fetched.body:
+        links = [url for url, _ in alternate_links(fetched.body, fetched.url,
+                                                  fetched.headers.get("content-type", ""))]
+        if links:
+            return f"{fetched.error}; it links to the feeds {', '.join(links[:3])}"
+    return fetched.error
 
 
 def _status(fetched: FetchResult) -> PollStatus:

@@ -37,6 +37,7 @@ class Scheduler:
 
     def __init__(self, jobs: Jobs) -> None:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._stopping = False
         now = utcnow()
         for name, func, every in (("tick", jobs.tick, jobs.tick_every),
                                   ("republish", jobs.republish, jobs.republish_every),
@@ -51,6 +52,9 @@ class Scheduler:
         log.debug("scheduler started")
 
     def shutdown(self) -> None:
-        """Stop firing jobs; running ones are not waited for."""
-        if self._scheduler.running:
+        """Stop firing jobs; running ones are not waited for. Safe to call twice."""
+        # AsyncIOScheduler stops on the loop's next turn, so `running` stays true until
+        # then: remember the request instead.
+        if self._scheduler.running and not self._stopping:
+            self._stopping = True
             self._scheduler.shutdown(wait=False)

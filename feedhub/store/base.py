@@ -165,6 +165,12 @@ class Store(Protocol):
     async def release_sources(self, urls: Iterable[str], node: str) -> None:
         """End ``node``'s leases on ``urls`` without saving a poll (it was skipped or cancelled)."""
 
+    async def lease_owners(self) -> set[str]:
+        """The nodes holding a lease on some source right now (expired or not)."""
+
+    async def release_node(self, node: str) -> None:
+        """End every lease ``node`` holds (it is known to be dead)."""
+
     def lock(self, name: str, *, wait: bool = False) -> AbstractAsyncContextManager[bool]:
         """Hold the store-wide lock ``name`` for a singleton job (pruning, republishing).
 

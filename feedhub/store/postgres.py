@@ -389,6 +389,16 @@ class PostgresStore:
                 "UPDATE sources SET lease_owner = NULL, lease_until = NULL "
                 "WHERE url = ANY(%s) AND lease_owner = %s", (list(urls), node))
 
+    async def lease_owners(self) -> set[str]:
+        rows = await self._rows("read lease owners", "SELECT DISTINCT lease_owner AS owner "
+                                "FROM sources WHERE lease_owner IS NOT NULL")
+        return {str(row["owner"]) for row in rows}
+
+    async def release_node(self, node: str) -> None:
+        async with self._transaction("release a node's leases") as conn:
+            await conn.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL "
+                               "WHERE lease_owner = %s", (node,))
+
     @asynccontextmanager
     async def lock(self, name: str, *, wait: bool = False) -> AsyncIterator[bool]:
         # A session-level advisory lock on a connection kept for the whole job: if this

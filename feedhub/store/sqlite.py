@@ -449,6 +449,16 @@ class SQLiteStore:
                 "UPDATE sources SET lease_owner = NULL, lease_until = NULL "
                 "WHERE url = ? AND lease_owner = ?", [(url, node) for url in urls])
 
+    async def lease_owners(self) -> set[str]:
+        async with self._errors("read lease owners"), self._db.execute(
+                "SELECT DISTINCT lease_owner FROM sources WHERE lease_owner IS NOT NULL") as cur:
+            return {str(row[0]) for row in await cur.fetchall()}
+
+    async def release_node(self, node: str) -> None:
+        async with self._errors("release a node's leases"), self._transaction():
+            await self._db.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL "
+                                   "WHERE lease_owner = ?", (node,))
+
     @asynccontextmanager
     async def lock(self, name: str, *, wait: bool = False) -> AsyncIterator[bool]:
         # One SQLite file has one node: there is nobody to exclude.
