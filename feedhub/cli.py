@@ -34,6 +34,7 @@ from feedhub.edit import add as add_to_config
 from feedhub.edit import remove as remove_from_config
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher, limits_for
+from feedhub.filters import EntryFilter
 from feedhub.log import setup_logging
 from feedhub.model import PollOutcome, SourceState, utcnow
 from feedhub.opml import ExportFeed, plan_import, read_opml, write_opml
@@ -268,8 +269,12 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
         states = {s.url: s for s in await store.source_states()}
         counts = await store.entry_counts()
         fresh = await store.new_entries_since(now - timedelta(hours=24))
+        flt = config.entry_filter()
         rows = [StatusRow(source=s, state=states.get(s.url), entries=counts.get(s.url, 0),
-                          new_24h=fresh.get(s.url, 0)) for s in sources]
+                          new_24h=fresh.get(s.url, 0),
+                          filtered=await _filtered(store, flt, s.url) if flt.filters(s.url)
+                          else {})
+                for s in sources]
         history = await store.poll_history(sources[0].url, limit) if source is not None else []
         return rows, history
 
@@ -287,6 +292,20 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
         render_history(console, rows[0], history, now, config.site.timezone)
     else:
         render_status(console, rows, now, f"{config.site.title} — {config.path}")
+
+
+async def _filtered(store: Store, flt: EntryFilter, url: str) -> dict[str, int]:
+    """How many of a source's stored entries each rule keeps out of the outputs."""
+    counts: dict[str, int] = {}
+    offset, batch = 0, 1000
+    while True:
+        rows = await store.latest_entries([url], batch, offset)
+        for entry in rows:
+            if (rule := flt.dropped_by(entry)) is not None:
+                counts[rule] = counts.get(rule, 0) + 1
+        if len(rows) < batch:
+            return counts
+        offset += batch
 
 
 def _find_source(config: Config, key: str) -> Source:

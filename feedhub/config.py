@@ -25,6 +25,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from feedhub.errors import ConfigError, ConfigIssue
+from feedhub.filters import NO_RULES, EntryFilter, Rewrite, RuleSet, compile_pattern, parse_rule
 
 DEFAULT_PATH = Path("feeds.yaml")
 RESERVED_SLUGS = frozenset({"all", "q"})
@@ -60,6 +61,8 @@ class Category:
     #: The label every entry republished here is tagged with.
     title: str
     description: str
+    #: ``include``/``exclude``/``rewrite`` rules for every entry republished here.
+    rules: RuleSet = NO_RULES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +88,8 @@ class Source:
     interval: timedelta
     timezone: ZoneInfo
     encoding: str | None
+    #: ``include``/``exclude``/``rewrite`` rules for this source's entries.
+    rules: RuleSet = NO_RULES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +151,11 @@ class Config:
         if slug == "all":
             return self.sources
         return tuple(s for s in self.sources if s.category == slug)
+
+    def entry_filter(self) -> EntryFilter:
+        """The filters of every source, with its category's (compiled at load)."""
+        return EntryFilter({s.url: (s.rules, self.categories[s.category].rules)
+                            for s in self.sources if s.category in self.categories})
 
 
 # --- the file schema (pydantic does the field checks) -------------------------------
@@ -216,6 +226,27 @@ SourceUrl = Annotated[str, BeforeValidator(_source_url)]
 TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
 EncodingName = Annotated[str, BeforeValidator(_encoding)]
 Listen = Annotated[str, BeforeValidator(_listen)]
+
+
+def _rule(value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"invalid rule {value!r}: write a keyword, re:PATTERN, or "
+                         "title:/author:/link: before either")
+    parse_rule(str(value))
+    return str(value)
+
+
+def _rewrite(value: Any) -> tuple[str, str]:
+    if not isinstance(value, dict) or set(value) != {"title", "to"}:
+        raise ValueError("invalid rewrite: write {title: PATTERN, to: REPLACEMENT}, "
+                         "such as {title: '^【快讯】', to: ''}")
+    compile_pattern(str(value["title"]))
+    to = "" if value["to"] is None else str(value["to"])
+    return str(value["title"]), to
+
+
+FilterRule = Annotated[str, BeforeValidator(_rule)]
+RewriteRule = Annotated[tuple[str, str], BeforeValidator(_rewrite)]
 
 
 class _Strict(BaseModel):
@@ -290,12 +321,23 @@ class _DefaultsModel(_Strict):
     max_entries: int = Field(default=50, ge=1, le=10000)
 
 
-class _CategoryModel(_Strict):
+class _RulesModel(_Strict):
+    include: list[FilterRule] = Field(default_factory=list)
+    exclude: list[FilterRule] = Field(default_factory=list)
+    rewrite: list[RewriteRule] = Field(default_factory=list)
+
+    def rules(self) -> RuleSet:
+        return RuleSet(include=tuple(parse_rule(r) for r in self.include),
+                       exclude=tuple(parse_rule(r) for r in self.exclude),
+                       rewrite=tuple(Rewrite(compile_pattern(p), to) for p, to in self.rewrite))
+
+
+class _CategoryModel(_RulesModel):
     title: str = Field(min_length=1)
     description: str = ""
 
 
-class _SourceModel(_Strict):
+class _SourceModel(_RulesModel):
     url: SourceUrl
     category: str
     name: str | None = None
@@ -436,7 +478,8 @@ def _resolve(model: _FileModel, path: Path) -> Config:
     sources = tuple(
         Source(url=_expand(raw.url, model.site.rsshub), category=raw.category, name=raw.name,
                interval=raw.interval or model.defaults.interval,
-               timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding)
+               timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding,
+               rules=raw.rules())
         for raw in model.sources)
     host, _, port = model.server.listen.rpartition(":")
     data_dir = Path(model.site.data_dir)
@@ -454,7 +497,8 @@ def _resolve(model: _FileModel, path: Path) -> Config:
         max_entries=model.defaults.max_entries,
         retention_days=model.retention.days,
         retention_entries=model.retention.entries_per_source,
-        categories={slug: Category(slug=slug, title=c.title, description=c.description)
+        categories={slug: Category(slug=slug, title=c.title, description=c.description,
+                                   rules=c.rules())
                     for slug, c in model.categories.items()},
         sources=sources,
         storage=Storage(url=model.storage.url, lease=model.storage.lease,

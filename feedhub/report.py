@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from io import StringIO
 from typing import IO, Any
@@ -122,6 +122,8 @@ class StatusRow:
     state: SourceState | None
     entries: int
     new_24h: int
+    #: Stored entries the filters keep out of the outputs, by the rule that drops them.
+    filtered: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str | None:
@@ -171,6 +173,8 @@ class StatusRow:
             "failures": st.failures if st else 0,
             "error": st.error if st else None,
             "moved_to": st.moved_to if st else None,
+            "filtered": sum(self.filtered.values()),
+            "filtered_by": dict(self.filtered),
         }
 
 
@@ -218,7 +222,8 @@ def render_status(console: Console, rows: Sequence[StatusRow], now: datetime, ti
             _result(row.status, st.http_status if st else None, st.last_status if st else None),
             str(row.new_24h) if row.new_24h or st else "-"]
         if wide:
-            cells.append(str(row.entries))
+            dropped = sum(row.filtered.values())
+            cells.append(f"{row.entries} ({dropped} filtered)" if dropped else str(row.entries))
         cells.append(row.next_poll_text(now))
         if wide:
             cells.append(row.error_text())
@@ -245,6 +250,9 @@ def render_history(console: Console, row: StatusRow, history: Sequence[PollRecor
     details.add_row("last success", _when(st.last_success_at if st else None, now, tz))
     details.add_row("next poll", row.next_poll_text(now))
     details.add_row("entries", f"{row.entries} stored, {row.new_24h} new in the last 24 h")
+    if row.filtered:
+        details.add_row("filtered", "; ".join(f"{n} by {rule}"
+                                              for rule, n in sorted(row.filtered.items())))
     if st and st.failures:
         details.add_row("failures", f"{st.failures} in a row")
     if row.error_text():

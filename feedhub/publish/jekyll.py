@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from feedhub.config import Category, Config
+from feedhub.filters import EntryFilter
 from feedhub.model import Document, StoredEntry
 from feedhub.publish.static import write_documents
 from feedhub.store import Store
@@ -71,11 +72,12 @@ def post_path(entry: StoredEntry, tz: ZoneInfo) -> str:
     return f"_posts/{entry.published.astimezone(tz):%Y-%m-%d}-{stable}.html"
 
 
-async def _entries(store: Store, urls: list[str]) -> AsyncIterator[StoredEntry]:
+async def _entries(store: Store, urls: list[str], flt: EntryFilter
+                   ) -> AsyncIterator[StoredEntry]:
     offset = 0
     while True:
         page = await store.latest_entries(urls, _PAGE, offset)
-        for entry in page:
+        for entry in flt.keep(page):
             yield entry
         if len(page) < _PAGE:
             return
@@ -92,11 +94,12 @@ async def export_jekyll(store: Store, config: Config, out_dir: Path, *,
     """
     tz = config.site.timezone
     written = unchanged = 0
+    flt = config.entry_filter()
     slugs = [category] if category else list(config.categories)
     for slug in slugs:
         cat = config.categories[slug]
         urls = [s.url for s in config.sources_in(slug)]
-        async for entry in _entries(store, urls):
+        async for entry in _entries(store, urls, flt):
             if since is not None and entry.published < since:
                 continue
             body = render_post(entry, category=cat, base_url=config.site.base_url, tz=tz)

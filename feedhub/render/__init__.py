@@ -12,12 +12,13 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from feedhub.config import Config
-from feedhub.model import Document, SourceState, utcnow
+from feedhub.filters import EntryFilter
+from feedhub.model import Document, SourceState, StoredEntry, utcnow
 from feedhub.render.feeds import ArchiveLinks, FeedSpec, SourceInfo, render_atom, render_json, render_rss
 from feedhub.render.pages import PageSection, render_category_page, render_home, render_opml
 from feedhub.store import Store
 
-__all__ = ["CONTENT_TYPES", "archive_path", "render"]
+__all__ = ["CONTENT_TYPES", "archive_path", "latest_kept", "render"]
 
 CONTENT_TYPES = {
     "atom": "application/atom+xml; charset=utf-8",
@@ -46,6 +47,27 @@ def _source_infos(config: Config, states: Iterable[SourceState]) -> dict[str, So
     return infos
 
 
+async def latest_kept(store: Store, urls: list[str], limit: int, flt: EntryFilter
+                      ) -> list[StoredEntry]:
+    """The newest ``limit`` entries of ``urls`` that the filters keep, as republished.
+
+    Filtering happens here, at render time, so a changed rule takes effect on the
+    next build without re-fetching; more rows are read until enough are kept.
+    """
+    if not any(flt.filters(url) for url in urls):
+        return await store.latest_entries(urls, limit)
+    kept: list[StoredEntry] = []
+    offset, batch = 0, max(limit * 2, 50)
+    while len(kept) < limit:
+        rows = await store.latest_entries(urls, batch, offset)
+        kept += flt.keep(rows)
+        if len(rows) < batch:
+            break
+        offset += batch
+        batch *= 2
+    return kept[:limit]
+
+
 async def render(store: Store, config: Config, slugs: Iterable[str] | None = None
                  ) -> list[Document]:
     """Render the feeds of ``slugs`` (default: every category and ``all``) and the pages.
@@ -61,6 +83,7 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
     wanted = list(dict.fromkeys(slugs)) if slugs is not None else ["all", *config.categories]
     infos = _source_infos(config, await store.source_states())
     labels = {s.url: config.categories[s.category].title for s in config.sources}
+    flt = config.entry_filter()
     docs: list[Document] = []
     for slug in wanted:
         if slug == "all":
@@ -75,8 +98,8 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
         spec = FeedSpec(stem=f"feeds/{slug}", title=title, description=description,
                         home_url=home, base_url=site.base_url, timezone=site.timezone,
                         labels=labels, sources=infos, hubs=site.websub_hubs)
-        docs += await _archive(store, config, spec, urls, full)
-    docs += await _pages(store, config, infos)
+        docs += await _archive(store, config, spec, urls, full, flt)
+    docs += await _pages(store, config, infos, flt)
     return docs
 
 
@@ -86,11 +109,12 @@ def archive_path(slug: str, page: int) -> str:
 
 
 async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str],
-                   full: bool) -> list[Document]:
+                   full: bool, flt: EntryFilter) -> list[Document]:
     """A feed's subscription documents and its RFC 5005 archive pages.
 
-    Archive pages hold ``max_entries`` entries each in storage order, so a full page
-    never changes; together they hold every entry exactly once.
+    Archive pages hold ``max_entries`` stored entries each in storage order, so a full
+    page never changes; together they hold every entry exactly once. Entries the
+    filters drop are left out of their page (a full build re-renders every page).
     """
     size = config.max_entries
     total = await store.count_entries(urls)
@@ -100,7 +124,7 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
     current = replace(spec, archive=ArchiveLinks(
         current=None, next_archive=None,
         prev_archive=f"{base}{archive_path(slug, pages)}" if pages else None))
-    entries = await store.latest_entries(urls, size)
+    entries = await latest_kept(store, urls, size, flt)
     docs = [_document(f"{spec.stem}.atom", render_atom(current, entries)),
             _document(f"{spec.stem}.rss", render_rss(spec, entries)),
             _document(f"{spec.stem}.json", render_json(spec, entries))]
@@ -113,7 +137,7 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
             current=f"{base}{spec.stem}.atom",
             prev_archive=f"{base}{archive_path(slug, page - 1)}" if page > 1 else None,
             next_archive=f"{base}{archive_path(slug, page + 1)}" if page < pages else None)
-        page_entries = await store.archive_entries(urls, size, (page - 1) * size)
+        page_entries = flt.keep(await store.archive_entries(urls, size, (page - 1) * size))
         newest_first = sorted(page_entries, key=lambda e: (e.published, e.first_seen), reverse=True)
         page_spec = replace(spec, stem=path.removesuffix(".atom"), archive=links,
                             title=f"{spec.title} · 存档 {page}")
@@ -121,14 +145,16 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
     return docs
 
 
-async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo]) -> list[Document]:
+async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo],
+                 flt: EntryFilter) -> list[Document]:
     site = config.site
     names = {url: info.title for url, info in infos.items()}
     sections = []
     for slug, cat in config.categories.items():
         urls = [s.url for s in config.sources_in(slug)]
         sections.append(PageSection(slug=slug, title=cat.title, description=cat.description,
-                                    entries=await store.latest_entries(urls, config.max_entries)))
+                                    entries=await latest_kept(store, urls, config.max_entries,
+                                                              flt)))
     docs = [_document("index.html", render_home(
         site_title=site.title, base_url=site.base_url, tz=site.timezone, sources=names,
         sections=[PageSection(slug=s.slug, title=s.title, description=s.description,
