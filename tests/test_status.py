@@ -206,7 +206,7 @@ def test_status_json_schema(polled_config: Path, feed_server: FeedServer) -> Non
     assert busy["status"] == "rate_limited" and busy["http_status"] == 429
     assert later == {**dict.fromkeys(ROW_SCHEMA), "source": feed_server.url("/later.xml"),
                      "category": "other", "status": "never_polled", "entries": 0, "new_24h": 0,
-                     "failures": 0}
+                     "failures": 0, "filtered": 0, "filtered_by": {}}
 
 
 def test_status_category_filter(polled_config: Path, feed_server: FeedServer) -> None:
