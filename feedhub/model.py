@@ -206,6 +206,9 @@ class PollOutcome:
     #: Seconds the fetch took, and body bytes received (0 when nothing was fetched).
     fetch_seconds: float = 0.0
     fetched_bytes: int = 0
+    #: The change of the source's state this poll made (``failing``, ``recovered``,
+    #: ``moved``, ``gone``), for the health feed; ``None``: none.
+    state_change: str | None = None
 
     @property
     def changed(self) -> bool:

@@ -25,6 +25,7 @@ from feedhub.config import Config, Source
 from feedhub.discover import alternate_links
 from feedhub.errors import SourceError
 from feedhub.fetch import Fetcher
+from feedhub.health import state_change
 from feedhub.model import (
     Document,
     Entry,
@@ -221,13 +222,15 @@ async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchRe
         retry_after=fetched.retry_after,
         moved_to=fetched.moved_to or (state.moved_to if not succeeded else None),
     )
+    event = state_change(state, new_state)
     # Shielded: a stop that cancels this poll still lets its transaction complete.
     result = await asyncio.shield(
-        deps.store.save_poll(new_state, parsed.entries if parsed else [], now))
+        deps.store.save_poll(new_state, parsed.entries if parsed else [], now, event))
     outcome = PollOutcome(source_url=source.url, status=status, http_status=fetched.http_status,
                           new=result.new, updated=result.updated, error=new_state.error,
                           moved_to=new_state.moved_to, next_poll_at=due,
-                          fetch_seconds=fetched.elapsed, fetched_bytes=len(fetched.body))
+                          fetch_seconds=fetched.elapsed, fetched_bytes=len(fetched.body),
+                          state_change=event.kind if event else None)
     _log(outcome)
     return outcome
 
@@ -268,7 +271,8 @@ async def poll_sources(deps: Deps, sources: Sequence[Source], *, force: bool = F
 def changed_categories(config: Config, outcomes: Iterable[PollOutcome]) -> set[str]:
     """The categories whose merged feeds may differ after these outcomes."""
     slugs = {s.category for o in outcomes if o.changed if (s := config.source(o.source_url))}
-    return slugs | {"all"} if slugs else set()
+    health = {"_health"} if any(o.state_change for o in outcomes) else set()
+    return (slugs | {"all"} if slugs else set()) | health
 
 
 async def republish(store: Store, config: Config, slugs: Iterable[str] | None = None,

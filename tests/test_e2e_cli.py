@@ -392,7 +392,8 @@ def test_build_writes_every_output(feed_server: FeedServer, write_config: Callab
     result = run_cli("build", "--out", str(out), config=config)
     assert result.code == 0, result.stderr
     expected = {f"feeds/{slug}.{ext}" for slug in ("all", SLUG, "other") for ext in ("atom", "rss", "json")}
-    expected |= {"index.html", f"category/{SLUG}.html", "category/other.html", "opml.xml"}
+    expected |= {"index.html", f"category/{SLUG}.html", "category/other.html", "opml.xml",
+                 "feeds/_health.atom"}
     assert set(public_files(out)) == expected
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     for rel, path in public_files(out).items():

@@ -150,7 +150,8 @@ def entry_by_title(entries: list[etree._Element], title: str) -> etree._Element:
 def test_documents_rendered(rendered: Rendered) -> None:
     """Every contract path is rendered with its content type."""
     expected = {f"feeds/{slug}.{ext}" for slug in ("all", SLUG, OTHER) for ext in ("atom", "rss", "json")}
-    expected |= {"index.html", f"category/{SLUG}.html", f"category/{OTHER}.html", "opml.xml"}
+    expected |= {"index.html", f"category/{SLUG}.html", f"category/{OTHER}.html", "opml.xml",
+                 "feeds/_health.atom"}
     assert set(rendered.docs) == expected
     types = {p: d.content_type.split(";")[0] for p, d in rendered.docs.items()}
     assert types[f"feeds/{SLUG}.atom"] == "application/atom+xml"
@@ -382,7 +383,7 @@ def test_opml_lists_every_feed(rendered: Rendered) -> None:
     assert root.tag == "opml"
     outlines = root.findall("body//outline")
     urls = {o.get("xmlUrl") for o in outlines}
-    assert urls == {f"{BASE}feeds/{slug}.atom" for slug in ("all", SLUG, OTHER)}
+    assert urls == {f"{BASE}feeds/{slug}.atom" for slug in ("all", SLUG, OTHER, "_health")}
     titles = {o.get("title") for o in outlines}
     assert {LABEL, OTHER_LABEL} <= titles
     for url in urls:

@@ -471,3 +471,22 @@ async def test_postgres_nodes_starting_together_migrate_once(pg_url: str) -> Non
 async def test_unsupported_url_is_refused() -> None:
     with pytest.raises(StoreError, match="unsupported"):
         await open_store("mysql://127.0.0.1/feedhub")
+
+
+async def test_source_events_are_saved_with_the_poll_newest_first(store: Store) -> None:
+    """save_poll records the state change it is given; source_events lists them."""
+    from feedhub.store.base import SourceEvent
+
+    assert await store.source_events(10) == []
+    failing = SourceEvent(source_url=A, at=T0, kind="failing", detail="HTTP 500")
+    await store.save_poll(SourceState(url=A, last_poll_at=T0, last_status="error"), [], T0,
+                          failing)
+    later = T0 + timedelta(minutes=15)
+    await store.save_poll(SourceState(url=A, last_poll_at=later, last_status="ok"), [], later,
+                          SourceEvent(source_url=A, at=later, kind="recovered"))
+    await store.save_poll(SourceState(url=A, last_poll_at=later, last_status="ok"), [], later)
+    events = await store.source_events(10)
+    assert [(e.kind, e.detail, e.at) for e in events] == [("recovered", None, later),
+                                                          ("failing", "HTTP 500", T0)]
+    assert events[0].id > events[1].id > 0
+    assert len(await store.source_events(1)) == 1

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from feedhub.config import Config
 from feedhub.filters import EntryFilter
+from feedhub.health import HEALTH_ENTRIES, HEALTH_STEM, event_entry
 from feedhub.model import Document, SourceState, StoredEntry, utcnow
 from feedhub.render.feeds import ArchiveLinks, FeedSpec, SourceInfo, render_atom, render_json, render_rss
 from feedhub.render.pages import PageSection, render_category_page, render_home, render_opml
@@ -100,7 +101,21 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
                         labels=labels, sources=infos, hubs=site.websub_hubs)
         docs += await _archive(store, config, spec, urls, full, flt)
     docs += await _pages(store, config, infos, flt)
+    docs.append(await _health(store, config, infos))
     return docs
+
+
+async def _health(store: Store, config: Config, infos: dict[str, SourceInfo]) -> Document:
+    """``/feeds/_health.atom``: the latest source state changes, newest first."""
+    site = config.site
+    events = await store.source_events(HEALTH_ENTRIES)
+    entries = [event_entry(e, infos[e.source_url].title if e.source_url in infos
+                           else e.source_url) for e in events]
+    spec = FeedSpec(stem=HEALTH_STEM, title=f"{site.title} · health",
+                    description="Sources that started failing, recovered, moved or are gone",
+                    home_url=site.base_url, base_url=site.base_url, timezone=site.timezone,
+                    labels={}, sources=infos)
+    return _document(f"{HEALTH_STEM}.atom", render_atom(spec, entries))
 
 
 def archive_path(slug: str, page: int) -> str:
@@ -163,5 +178,6 @@ async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo],
         site_title=site.title, base_url=site.base_url, tz=site.timezone, section=s, sources=names))
         for s in sections]
     docs.append(_document("opml.xml", render_opml(site_title=site.title, base_url=site.base_url,
-                                                  sections=sections)))
+                                                  sections=sections,
+                                                  health=f"{site.title} · health")))
     return docs

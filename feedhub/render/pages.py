@@ -107,8 +107,12 @@ def render_category_page(*, site_title: str, base_url: str, tz: ZoneInfo, sectio
     return html.encode("utf-8")
 
 
-def render_opml(*, site_title: str, base_url: str, sections: Sequence[PageSection]) -> bytes:
-    """OPML 2.0 listing every republished feed, for readers to import in one go."""
+def render_opml(*, site_title: str, base_url: str, sections: Sequence[PageSection],
+                health: str | None = None) -> bytes:
+    """OPML 2.0 listing every republished feed, for readers to import in one go.
+
+    ``health``: the title of the health feed (``feeds/_health.atom``), listed last.
+    """
     opml = ET.Element("opml", version="2.0")
     head = ET.SubElement(opml, "head")
     ET.SubElement(head, "title").text = site_title
@@ -118,6 +122,9 @@ def render_opml(*, site_title: str, base_url: str, sections: Sequence[PageSectio
         ET.SubElement(body, "outline", type="rss", text=title, title=title,
                       xmlUrl=f"{base_url}feeds/{slug}.atom",
                       htmlUrl=f"{base_url}category/{slug}.html" if slug != "all" else base_url)
+    if health is not None:
+        ET.SubElement(body, "outline", type="rss", text=health, title=health,
+                      xmlUrl=f"{base_url}feeds/_health.atom", htmlUrl=base_url)
     ET.indent(opml)
     text: bytes = ET.tostring(opml, encoding="utf-8", xml_declaration=True)
     return text + b"\n"

@@ -43,6 +43,21 @@ class PollRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SourceEvent:
+    """A change of a source's state, as the health feed (``/feeds/_health.atom``) reports it."""
+
+    source_url: str
+    #: When the poll that changed it started (UTC).
+    at: datetime
+    #: ``failing``, ``recovered``, ``moved`` or ``gone``.
+    kind: str
+    #: The failure's reason, or where the source moved.
+    detail: str | None = None
+    #: Storage order, set by the store (0 until stored).
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EntryRecord:
     """A stored entry with everything needed to copy it to another store."""
 
@@ -56,7 +71,8 @@ class Store(Protocol):
     Lifecycle: ``close``, ``ping``.
     Sources: ``source_state``, ``source_states``, ``ensure_sources``, ``due_sources``,
     ``reschedule``.
-    Poll results: ``save_poll`` applies one source's result atomically.
+    Poll results: ``save_poll`` applies one source's result atomically; ``poll_history``,
+    ``source_events``.
     Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
     ``prune``, ``forget_sources``.
     Documents: ``put_documents``, ``document``, ``documents``.
@@ -94,8 +110,10 @@ class Store(Protocol):
         """Move a source's next poll to ``when`` (an interval changed)."""
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
-                        seen_at: datetime) -> SaveResult:
+                        seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
         """Store a source's new state and its entries in one transaction.
+
+        ``event``: the change of the source's state this poll made, recorded with it.
 
         Entries are upserted by ``(source_url, key)``: new ones are inserted with
         ``first_seen = seen_at`` and ``updated = published``; changed ones (by
@@ -111,6 +129,9 @@ class Store(Protocol):
 
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
         """The last ``limit`` polls of one source (at most :data:`POLL_HISTORY`), newest first."""
+
+    async def source_events(self, limit: int) -> list[SourceEvent]:
+        """The last ``limit`` source state changes (:meth:`save_poll`), newest first."""
 
     async def latest_entries(self, source_urls: Iterable[str], limit: int,
                              offset: int = 0) -> list[StoredEntry]:

@@ -80,6 +80,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX polls_by_source ON polls (source_url, id);
     """,
+    # 2: source state changes (failing, recovered, moved, gone), for /feeds/_health.atom
+    """
+    CREATE TABLE source_events (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        source_url      text NOT NULL,      -- the source whose state changed (sources.url)
+        at              timestamptz NOT NULL,  -- the poll that changed it
+        kind            text NOT NULL,      -- failing, recovered, moved or gone
+        detail          text                -- the failure's reason, or where it moved
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
-from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult
+from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 
 Connection = AsyncConnection[DictRow]
@@ -209,11 +209,15 @@ class PostgresStore:
     # --- poll results ---------------------------------------------------------------
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
-                        seen_at: datetime) -> SaveResult:
+                        seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
         async with self._transaction(f"save the poll of {state.url}") as conn:
             # The upsert locks the source's row: saves of one source queue up here, so
             # each reads the entries the one before it committed.
             await conn.execute(_UPSERT_SOURCE, _source_row(state))
+            if event is not None:
+                await conn.execute(
+                    "INSERT INTO source_events (source_url, at, kind, detail) VALUES (%s,%s,%s,%s)",
+                    (event.source_url, event.at, event.kind, event.detail))
             if not entries:
                 await self._record_poll(conn, state, 0, 0)
                 return SaveResult(new=0, updated=0)
@@ -253,6 +257,13 @@ class PostgresStore:
             """DELETE FROM polls WHERE source_url = %s AND id <= (
                    SELECT id FROM polls WHERE source_url = %s ORDER BY id DESC LIMIT 1 OFFSET %s)""",
             (state.url, state.url, POLL_HISTORY))
+
+    async def source_events(self, limit: int) -> list[SourceEvent]:
+        rows = await self._rows("read source events",
+                                "SELECT * FROM source_events ORDER BY id DESC LIMIT %s",
+                                (max(0, limit),))
+        return [SourceEvent(source_url=row["source_url"], at=_must_utc(row["at"]),
+                            kind=row["kind"], detail=row["detail"], id=row["id"]) for row in rows]
 
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
         rows = await self._rows(

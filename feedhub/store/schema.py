@@ -78,6 +78,16 @@ MIGRATIONS: tuple[str, ...] = (
     -- UTC ISO 8601: after this instant another node may claim the source
     ALTER TABLE sources ADD COLUMN lease_until TEXT;
     """,
+    # 4: source state changes (failing, recovered, moved, gone), for /feeds/_health.atom
+    """
+    CREATE TABLE source_events (
+        id              INTEGER PRIMARY KEY,
+        source_url      TEXT NOT NULL,      -- the source whose state changed (sources.url)
+        at              TEXT NOT NULL,      -- UTC ISO 8601, the poll that changed it
+        kind            TEXT NOT NULL,      -- failing, recovered, moved or gone
+        detail          TEXT                -- the failure's reason, or where it moved
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

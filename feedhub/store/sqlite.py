@@ -20,7 +20,7 @@ import aiosqlite
 
 from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
-from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult
+from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
@@ -214,7 +214,7 @@ class SQLiteStore:
     # --- poll results ---------------------------------------------------------------
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
-                        seen_at: datetime) -> SaveResult:
+                        seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
         async with self._errors(f"save the poll of {state.url}"), self._transaction():
             await self._db.execute(
                 """INSERT INTO sources (url, etag, last_modified, body_hash, feed_title, feed_link,
@@ -234,6 +234,10 @@ class SQLiteStore:
                  state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
                  state.last_status, state.http_status, state.error, state.failures,
                  _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to))
+            if event is not None:
+                await self._db.execute(
+                    "INSERT INTO source_events (source_url, at, kind, detail) VALUES (?,?,?,?)",
+                    (event.source_url, _ts(event.at), event.kind, event.detail))
             if not entries:
                 await self._record_poll(state, 0, 0)
                 return SaveResult(new=0, updated=0)
@@ -279,6 +283,13 @@ class SQLiteStore:
                 "SELECT * FROM polls WHERE source_url = ? ORDER BY id DESC LIMIT ?",
                 (url, max(0, min(limit, POLL_HISTORY)))) as cur:
             return [_poll(row) for row in await cur.fetchall()]
+
+    async def source_events(self, limit: int) -> list[SourceEvent]:
+        async with self._errors("read source events"), self._db.execute(
+                "SELECT * FROM source_events ORDER BY id DESC LIMIT ?", (max(0, limit),)) as cur:
+            return [SourceEvent(source_url=row["source_url"], at=_must_dt(row["at"]),
+                                kind=row["kind"], detail=row["detail"], id=row["id"])
+                    for row in await cur.fetchall()]
 
     async def _known_hashes(self, source_url: str, keys: list[str]) -> dict[str, str]:
         known: dict[str, str] = {}
