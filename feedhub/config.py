@@ -90,6 +90,8 @@ class Source:
     encoding: str | None
     #: ``include``/``exclude``/``rewrite`` rules for this source's entries.
     rules: RuleSet = NO_RULES
+    #: URLs tried in order when ``url`` fails or is empty (``urls:`` after the first).
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -338,7 +340,8 @@ class _CategoryModel(_RulesModel):
 
 
 class _SourceModel(_RulesModel):
-    url: SourceUrl
+    url: SourceUrl | None = None
+    urls: list[SourceUrl] | None = Field(default=None, min_length=1)
     category: str
     name: str | None = None
     interval: Duration | None = None
@@ -451,6 +454,15 @@ def _cross_issues(data: Any, tree: CommentedMap, name: str) -> list[ConfigIssue]
         if not isinstance(raw, dict):
             continue
         field = f"sources[{i}]"
+        if ("url" in raw) == ("urls" in raw):
+            issues.append(ConfigIssue(
+                name, _line(tree, ("sources", i)), f"{field}.url",
+                "a source needs url: or urls:, not both" if "url" in raw else
+                "required field is missing",
+                "write url: URL, or urls: [PRIMARY, FALLBACK, …] to fail over"))
+        urls = raw.get("urls")
+        if "url" not in raw and isinstance(urls, list) and urls:
+            raw = {**raw, "url": urls[0]}
         category = raw.get("category")
         if isinstance(category, str) and categories is not None and category not in slugs:
             issues.append(ConfigIssue(
@@ -476,7 +488,9 @@ def _expand(url: str, rsshub: str) -> str:
 def _resolve(model: _FileModel, path: Path) -> Config:
     site_tz = model.site.timezone
     sources = tuple(
-        Source(url=_expand(raw.url, model.site.rsshub), category=raw.category, name=raw.name,
+        Source(url=_expand((raw.urls or [raw.url or ""])[0], model.site.rsshub),
+               fallbacks=tuple(_expand(u, model.site.rsshub) for u in (raw.urls or [])[1:]),
+               category=raw.category, name=raw.name,
                interval=raw.interval or model.defaults.interval,
                timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding,
                rules=raw.rules())

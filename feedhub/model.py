@@ -173,6 +173,8 @@ class SourceState:
     next_poll_at: datetime | None = None
     retry_after: datetime | None = None
     moved_to: str | None = None
+    #: The fallback URL the last poll was answered from (``urls:``); ``None``: the first URL.
+    active_url: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("last_poll_at", "last_success_at", "next_poll_at", "retry_after"):

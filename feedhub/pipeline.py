@@ -164,7 +164,38 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
                 parsed = await _parse(deps, fetched, source, now)
             except SourceError as e:
                 status, error, body_hash = PollStatus.ERROR, e.message, state.body_hash
-    return await _save(deps, source, state, fetched, status, error, parsed, body_hash, now)
+    active = None
+    failed = status in (PollStatus.ERROR, PollStatus.RATE_LIMITED, PollStatus.GONE)
+    if source.fallbacks and (failed or (parsed is not None and not parsed.entries)):
+        found = await _fail_over(deps, source, now, error or "an empty feed")
+        if found is not None:
+            active, fetched, parsed = found
+            status, error, body_hash = PollStatus.OK, None, None
+    return await _save(deps, source, replace(state, active_url=active), fetched, status, error,
+                       parsed, body_hash, now)
+
+
+async def _fail_over(deps: Deps, source: Source, now: datetime, why: str
+                     ) -> tuple[str, FetchResult, _Parsed] | None:
+    """The first fallback URL that answers with entries: (URL, fetch, parsed), or ``None``.
+
+    Fallbacks are fetched without validators, and their entries are stored under the
+    source's first URL, so switching never duplicates an entry. The first URL is tried
+    again on the next poll (the body hash is not kept, so it is parsed then).
+    """
+    for url in source.fallbacks:
+        fetched = await deps.fetcher.fetch(url, SourceState(url=url))
+        if _status(fetched) is not PollStatus.OK:
+            continue
+        try:
+            parsed = await _parse(deps, fetched, source, now)
+        except SourceError:
+            continue
+        if parsed.entries:
+            log.warning("%s failed (%s); polled its fallback %s", source.url, why, url)
+            # Its validators belong to the fallback, not to the first URL.
+            return url, replace(fetched, etag=None, last_modified=None, moved_to=None), parsed
+    return None
 
 
 def _parse_job(fetched: FetchResult, source: Source, now: datetime) -> _Parsed:

@@ -143,6 +143,8 @@ class StatusRow:
         parts = [st.error] if st.error else []
         if st.moved_to:
             parts.append(f"moved permanently to {st.moved_to}: update feeds.yaml")
+        if st.active_url:
+            parts.append(f"failed over to {st.active_url}")
         return "; ".join(parts)
 
     def next_poll_text(self, now: datetime) -> str:
@@ -173,6 +175,7 @@ class StatusRow:
             "failures": st.failures if st else 0,
             "error": st.error if st else None,
             "moved_to": st.moved_to if st else None,
+            "active_url": st.active_url if st else None,
             "filtered": sum(self.filtered.values()),
             "filtered_by": dict(self.filtered),
         }

@@ -37,6 +37,7 @@ ROW_SCHEMA: dict[str, tuple[type, ...]] = {
     "last_success": (str, type(None)), "next_poll": (str, type(None)), "entries": (int,),
     "new_24h": (int,), "failures": (int,), "error": (str, type(None)),
     "moved_to": (str, type(None)), "filtered": (int,), "filtered_by": (dict,),
+    "active_url": (str, type(None)),
 }
 HISTORY_SCHEMA: dict[str, tuple[type, ...]] = {
     "at": (str,), "status": (str,), "http_status": (int, type(None)), "new": (int,),

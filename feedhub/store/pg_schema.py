@@ -90,6 +90,10 @@ MIGRATIONS: tuple[str, ...] = (
         detail          text                -- the failure's reason, or where it moved
     );
     """,
+    # 3: the fallback URL (sources[].urls) the last poll was answered from, NULL: the first
+    """
+    ALTER TABLE sources ADD COLUMN active_url text;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

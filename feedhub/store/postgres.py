@@ -55,10 +55,10 @@ _ARCHIVE_SQL = _PICK_ENTRIES.format(order="e.id", outer="picked.id")
 
 _SOURCE_COLUMNS = ("url, etag, last_modified, body_hash, feed_title, feed_link, last_poll_at, "
                    "last_success_at, last_status, http_status, error, failures, next_poll_at, "
-                   "retry_after, moved_to")
+                   "retry_after, moved_to, active_url")
 _UPSERT_SOURCE = f"""
     INSERT INTO sources ({_SOURCE_COLUMNS})
-    VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)
+    VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)
     ON CONFLICT (url) DO UPDATE SET
         etag=excluded.etag, last_modified=excluded.last_modified, body_hash=excluded.body_hash,
         feed_title=excluded.feed_title, feed_link=excluded.feed_link,
@@ -66,7 +66,7 @@ _UPSERT_SOURCE = f"""
         last_status=excluded.last_status, http_status=excluded.http_status, error=excluded.error,
         failures=excluded.failures, next_poll_at=excluded.next_poll_at,
         retry_after=excluded.retry_after, moved_to=excluded.moved_to,
-        lease_owner=NULL, lease_until=NULL"""
+        active_url=excluded.active_url, lease_owner=NULL, lease_until=NULL"""
 # Entries go in as one statement of parallel arrays, in order (storage order = id order).
 _ENTRY_COLUMNS = ("source_url, key, guid, link, canonical_link, title, content_html, published, "
                   "first_seen, updated, authors, categories, enclosures, content_hash")
@@ -496,7 +496,7 @@ class PostgresStore:
 def _source_row(s: SourceState) -> tuple[Any, ...]:
     return (s.url, s.etag, s.last_modified, s.body_hash, s.feed_title, s.feed_link, s.last_poll_at,
             s.last_success_at, s.last_status, s.http_status, s.error, s.failures, s.next_poll_at,
-            s.retry_after, s.moved_to)
+            s.retry_after, s.moved_to, s.active_url)
 
 
 def _entry_columns(rows: Sequence[tuple[Entry | StoredEntry, datetime, datetime, datetime, str]]
@@ -533,7 +533,8 @@ def _state(row: DictRow) -> SourceState:
         last_poll_at=_utc(row["last_poll_at"]), last_success_at=_utc(row["last_success_at"]),
         last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
         failures=row["failures"], next_poll_at=_utc(row["next_poll_at"]),
-        retry_after=_utc(row["retry_after"]), moved_to=row["moved_to"])
+        retry_after=_utc(row["retry_after"]), moved_to=row["moved_to"],
+        active_url=row["active_url"])
 
 
 def _entry(row: DictRow) -> StoredEntry:

@@ -88,6 +88,10 @@ MIGRATIONS: tuple[str, ...] = (
         detail          TEXT                -- the failure's reason, or where it moved
     );
     """,
+    # 5: the fallback URL (sources[].urls) the last poll was answered from, NULL: the first
+    """
+    ALTER TABLE sources ADD COLUMN active_url TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -219,8 +219,8 @@ class SQLiteStore:
             await self._db.execute(
                 """INSERT INTO sources (url, etag, last_modified, body_hash, feed_title, feed_link,
                        last_poll_at, last_success_at, last_status, http_status, error, failures,
-                       next_poll_at, retry_after, moved_to)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       next_poll_at, retry_after, moved_to, active_url)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT (url) DO UPDATE SET
                        etag=excluded.etag, last_modified=excluded.last_modified,
                        body_hash=excluded.body_hash, feed_title=excluded.feed_title,
@@ -229,11 +229,12 @@ class SQLiteStore:
                        http_status=excluded.http_status, error=excluded.error,
                        failures=excluded.failures, next_poll_at=excluded.next_poll_at,
                        retry_after=excluded.retry_after, moved_to=excluded.moved_to,
-                       lease_owner=NULL, lease_until=NULL""",
+                       active_url=excluded.active_url, lease_owner=NULL, lease_until=NULL""",
                 (state.url, state.etag, state.last_modified, state.body_hash, state.feed_title,
                  state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
                  state.last_status, state.http_status, state.error, state.failures,
-                 _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to))
+                 _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to,
+                 state.active_url))
             if event is not None:
                 await self._db.execute(
                     "INSERT INTO source_events (source_url, at, kind, detail) VALUES (?,?,?,?)",
@@ -516,11 +517,12 @@ class SQLiteStore:
             await self._db.executemany(
                 """INSERT OR REPLACE INTO sources (url, etag, last_modified, body_hash, feed_title,
                        feed_link, last_poll_at, last_success_at, last_status, http_status, error,
-                       failures, next_poll_at, retry_after, moved_to)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       failures, next_poll_at, retry_after, moved_to, active_url)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 [(s.url, s.etag, s.last_modified, s.body_hash, s.feed_title, s.feed_link,
                   _ts(s.last_poll_at), _ts(s.last_success_at), s.last_status, s.http_status,
-                  s.error, s.failures, _ts(s.next_poll_at), _ts(s.retry_after), s.moved_to)
+                  s.error, s.failures, _ts(s.next_poll_at), _ts(s.retry_after), s.moved_to,
+                  s.active_url)
                  for s in states])
 
     async def export_polls(self, after: int, limit: int) -> tuple[list[PollRecord], int]:
@@ -553,7 +555,8 @@ def _state(row: Any) -> SourceState:
         last_poll_at=_dt(row["last_poll_at"]), last_success_at=_dt(row["last_success_at"]),
         last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
         failures=row["failures"], next_poll_at=_dt(row["next_poll_at"]),
-        retry_after=_dt(row["retry_after"]), moved_to=row["moved_to"])
+        retry_after=_dt(row["retry_after"]), moved_to=row["moved_to"],
+        active_url=row["active_url"])
 
 
 def _entry(row: Any) -> StoredEntry:
