@@ -125,8 +125,14 @@ def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
 
 async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
     loop = asyncio.get_running_loop()
+    if deps.executor is None:
+        return await loop.run_in_executor(None, _parse_job, fetched, source, now)
     try:
-        return await loop.run_in_executor(deps.executor, _parse_job, fetched, source, now)
+        # Submitted from a thread: a process pool starts its workers inside submit()
+        # (through the forkserver, ~1 s the first time), which must not stall the loop
+        # that also serves HTTP and feeds the watchdog.
+        future = await asyncio.to_thread(deps.executor.submit, _parse_job, fetched, source, now)
+        return await asyncio.wrap_future(future)
     except BrokenProcessPool:
         # A worker died (killed, out of memory): this body is parsed here instead.
         log.warning("parse worker died; parsing %s in the main process", source.url)
