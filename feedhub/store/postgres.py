@@ -25,9 +25,10 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from feedhub.errors import StoreError
-from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
+from feedhub.model import Document, Entry, SourceState, StoredEntry
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
+from feedhub.store.rows import document_from, entry_from, poll_from, state_from
 
 Connection = AsyncConnection[DictRow]
 
@@ -527,33 +528,16 @@ def _must_utc(value: datetime) -> datetime:
 
 
 def _state(row: DictRow) -> SourceState:
-    return SourceState(
-        url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
-        body_hash=row["body_hash"], feed_title=row["feed_title"], feed_link=row["feed_link"],
-        last_poll_at=_utc(row["last_poll_at"]), last_success_at=_utc(row["last_success_at"]),
-        last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
-        failures=row["failures"], next_poll_at=_utc(row["next_poll_at"]),
-        retry_after=_utc(row["retry_after"]), moved_to=row["moved_to"],
-        active_url=row["active_url"])
+    return state_from(row, _utc)
 
 
 def _entry(row: DictRow) -> StoredEntry:
-    return StoredEntry(
-        source_url=row["source_url"], key=row["key"], guid=row["guid"], link=row["link"],
-        canonical_link=row["canonical_link"], title=row["title"],
-        content_html=row["content_html"], published=_must_utc(row["published"]),
-        first_seen=_must_utc(row["first_seen"]), updated=_must_utc(row["updated"]),
-        authors=tuple(json.loads(row["authors"])), categories=tuple(json.loads(row["categories"])),
-        enclosures=tuple(Enclosure(url=x["url"], type=x["type"], length=x["length"])
-                         for x in json.loads(row["enclosures"])))
+    return entry_from(row, _utc)
 
 
 def _document(row: DictRow) -> Document:
-    return Document(path=row["path"], body=bytes(row["body"]), content_type=row["content_type"],
-                    etag=row["etag"], modified=_must_utc(row["modified"]))
+    return document_from(row, _utc)
 
 
 def _poll(row: DictRow) -> PollRecord:
-    return PollRecord(source_url=row["source_url"], at=_must_utc(row["at"]), status=row["status"],
-                      http_status=row["http_status"], new=row["new"], updated=row["updated"],
-                      error=row["error"])
+    return poll_from(row, _utc)

@@ -19,8 +19,9 @@ from typing import Any
 import aiosqlite
 
 from feedhub.errors import StoreError
-from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
+from feedhub.model import Document, Entry, SourceState, StoredEntry
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
+from feedhub.store.rows import document_from, entry_from, poll_from, state_from
 from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
@@ -549,33 +550,16 @@ def _lists(e: Entry | StoredEntry) -> tuple[str, str, str]:
 
 
 def _state(row: Any) -> SourceState:
-    return SourceState(
-        url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
-        body_hash=row["body_hash"], feed_title=row["feed_title"], feed_link=row["feed_link"],
-        last_poll_at=_dt(row["last_poll_at"]), last_success_at=_dt(row["last_success_at"]),
-        last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
-        failures=row["failures"], next_poll_at=_dt(row["next_poll_at"]),
-        retry_after=_dt(row["retry_after"]), moved_to=row["moved_to"],
-        active_url=row["active_url"])
+    return state_from(row, _dt)
 
 
 def _entry(row: Any) -> StoredEntry:
-    return StoredEntry(
-        source_url=row["source_url"], key=row["key"], guid=row["guid"], link=row["link"],
-        canonical_link=row["canonical_link"], title=row["title"],
-        content_html=row["content_html"], published=_must_dt(row["published"]),
-        first_seen=_must_dt(row["first_seen"]), updated=_must_dt(row["updated"]),
-        authors=tuple(json.loads(row["authors"])), categories=tuple(json.loads(row["categories"])),
-        enclosures=tuple(Enclosure(url=x["url"], type=x["type"], length=x["length"])
-                         for x in json.loads(row["enclosures"])))
+    return entry_from(row, _dt)
 
 
 def _document(row: Any) -> Document:
-    return Document(path=row["path"], body=bytes(row["body"]), content_type=row["content_type"],
-                    etag=row["etag"], modified=_must_dt(row["modified"]))
+    return document_from(row, _dt)
 
 
 def _poll(row: Any) -> PollRecord:
-    return PollRecord(source_url=row["source_url"], at=_must_dt(row["at"]), status=row["status"],
-                      http_status=row["http_status"], new=row["new"], updated=row["updated"],
-                      error=row["error"])
+    return poll_from(row, _dt)
