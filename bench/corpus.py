@@ -149,6 +149,26 @@ def category(source: int) -> str:
     return f"cat{source % CATEGORIES:02d}"
 
 
+def feeds_yaml(folder: Path, port: int, sources: int, entries: int, *, interval: str = "15m",
+               extra: str = "") -> Path:
+    """A feeds.yaml in ``folder`` following the generated corpus served on ``port``.
+
+    ``extra`` is appended as is (a ``storage:`` section, say).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["site:", "  title: 财经新闻聚合", "  base_url: http://127.0.0.1:8080/",
+             "  timezone: Asia/Shanghai", "  data_dir: data", "defaults:", f"  interval: {interval}",
+             f"  max_entries: {min(entries, 50)}", "categories:"]
+    for c in range(CATEGORIES):
+        lines += [f"  cat{c:02d}:", f"    title: 财经分类{c:02d}新闻", f"    description: 第{c}类要闻与快讯"]
+    lines.append("sources:")
+    for i in range(sources):
+        lines += [f"  - url: http://127.0.0.1:{port}/{feed_name(i)}", f"    category: {category(i)}"]
+    path = folder / "feeds.yaml"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
 def feed_name(source: int) -> str:
     return f"feeds/s{source:05d}.xml"
 

@@ -70,22 +70,6 @@ def ensure_reader(work: Path) -> Path:
     return python
 
 
-def feeds_yaml(folder: Path, port: int, sources: int, entries: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["site:", "  title: 财经新闻聚合", "  base_url: http://127.0.0.1:8080/",
-             "  timezone: Asia/Shanghai", "  data_dir: data", "defaults:", "  interval: 15m",
-             f"  max_entries: {min(entries, 50)}", "categories:"]
-    for c in range(corpus.CATEGORIES):
-        lines += [f"  cat{c:02d}:", f"    title: 财经分类{c:02d}新闻", f"    description: 第{c}类要闻与快讯"]
-    lines.append("sources:")
-    for i in range(sources):
-        lines += [f"  - url: http://127.0.0.1:{port}/{corpus.feed_name(i)}",
-                  f"    category: {corpus.category(i)}"]
-    path = folder / "feeds.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def clone_dir(src: Path, dst: Path) -> Path:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
@@ -212,7 +196,7 @@ def run_all(args: argparse.Namespace) -> Bench:
                  lambda r: [PY, BENCH / "floors.py", "httpx", urls["plain"]])
 
         # feedhub.
-        cfg_a = feeds_yaml(runs_dir / "a", nginx.validators, n, m)
+        cfg_a = corpus.feeds_yaml(runs_dir / "a", nginx.validators, n, m)
 
         def fresh_a(r: int) -> None:
             shutil.rmtree(runs_dir / "a/data", ignore_errors=True)
@@ -223,7 +207,7 @@ def run_all(args: argparse.Namespace) -> Bench:
         snapshot = clone_dir(data_a, runs_dir / "a-snapshot")
         b.repeat("feedhub warm poll (304s)", lambda r: b.feedhub(cfg_a, "poll"))
 
-        cfg_c = feeds_yaml(runs_dir / "c", nginx.validators, n, m)
+        cfg_c = corpus.feeds_yaml(runs_dir / "c", nginx.validators, n, m)
 
         def changed_on(r: int) -> None:
             clone_dir(snapshot, runs_dir / "c/data")
@@ -236,7 +220,7 @@ def run_all(args: argparse.Namespace) -> Bench:
                  after=changed_off)
         shutil.rmtree(runs_dir / "c/data", ignore_errors=True)
 
-        cfg_b = feeds_yaml(runs_dir / "b", nginx.plain, n, m)
+        cfg_b = corpus.feeds_yaml(runs_dir / "b", nginx.plain, n, m)
         log("preparing the store for the no-validators workload (untimed cold poll)")
         measure.run(b.feedhub(cfg_b, "poll"), log=b.logfile, timeout=args.timeout)
         b.repeat("feedhub unchanged bodies, no validators", lambda r: b.feedhub(cfg_b, "poll"))

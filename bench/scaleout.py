@@ -61,22 +61,6 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def feeds_yaml(folder: Path, port: int, sources: int, entries: int, storage: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["site:", "  title: 财经新闻聚合", "  base_url: http://127.0.0.1:8080/",
-             "  timezone: Asia/Shanghai", "  data_dir: data", "defaults:", "  interval: 1d",
-             f"  max_entries: {min(entries, 50)}", "categories:"]
-    for c in range(corpus.CATEGORIES):
-        lines += [f"  cat{c:02d}:", f"    title: 财经分类{c:02d}新闻", f"    description: 第{c}类要闻与快讯"]
-    lines.append("sources:")
-    for i in range(sources):
-        lines += [f"  - url: http://127.0.0.1:{port}/{corpus.feed_name(i)}",
-                  f"    category: {corpus.category(i)}"]
-    path = folder / "feeds.yaml"
-    path.write_text("\n".join(lines) + "\n" + storage, encoding="utf-8")
-    return path
-
-
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU of processes (and their reaped children)."""
     total = 0
@@ -243,7 +227,8 @@ def run_config(label: str, work: Path, port: int, args: argparse.Namespace, coun
     else:
         url, storage = None, ""
         store = Store(None, folder / "node0" / "data" / "feedhub.sqlite3")
-    configs = [feeds_yaml(folder / f"node{i}", port, args.sources, args.entries, storage)
+    configs = [corpus.feeds_yaml(folder / f"node{i}", port, args.sources, args.entries,
+                                  interval="1d", extra=storage)
                for i in range(count)]
     env = {k: v for k, v in os.environ.items() if k not in ("FEEDHUB_CONFIG", "FEEDHUB_DATABASE_URL")}
     asyncio.run(seed_store(configs[0]))
