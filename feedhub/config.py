@@ -13,19 +13,20 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from feedhub.errors import ConfigError, ConfigIssue
 from feedhub.filters import NO_RULES, EntryFilter, Rewrite, RuleSet, compile_pattern, parse_rule
+from feedhub.policy import DAY_NAMES, Schedule, Window
 
 DEFAULT_PATH = Path("feeds.yaml")
 RESERVED_SLUGS = frozenset({"all", "q"})
@@ -85,7 +86,8 @@ class Source:
     url: str
     category: str
     name: str | None
-    interval: timedelta
+    #: How often it is polled (an interval, or intervals by time window).
+    schedule: Schedule
     timezone: ZoneInfo
     encoding: str | None
     #: ``include``/``exclude``/``rewrite`` rules for this source's entries.
@@ -318,8 +320,84 @@ class _StorageModel(_Strict):
     pool_size: int = Field(default=10, ge=2, le=200)
 
 
+def _days(value: Any) -> frozenset[int]:
+    text = ",".join(value) if isinstance(value, list) else str(value)
+    days: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if part == "daily":
+            days.update(range(7))
+        elif first in DAY_NAMES and (not last or last in DAY_NAMES):
+            a, b = DAY_NAMES.index(first), DAY_NAMES.index(last or first)
+            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+        else:
+            raise ValueError(f"invalid days {value!r}: write mon-fri, sat,sun or daily")
+    return frozenset(days)
+
+
+def _clock(text: str) -> time:
+    hours, sep, minutes = text.strip().partition(":")
+    if sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2 \
+            and int(hours) < 24 and int(minutes) < 60:
+        return time(int(hours), int(minutes))
+    raise ValueError(text)
+
+
+def _between(value: Any) -> tuple[time, time]:
+    start, sep, end = str(value).partition("-")
+    try:
+        if not sep:
+            raise ValueError(value)
+        span = _clock(start), _clock(end)
+    except ValueError:
+        raise ValueError(f"invalid time range {value!r}: write HH:MM-HH:MM in the "
+                         "schedule's time zone, such as 09:15-15:00") from None
+    if span[0] == span[1]:
+        raise ValueError(f"empty time range {value!r}: the start and end must differ")
+    return span
+
+
+Days = Annotated[frozenset[int], BeforeValidator(_days)]
+Between = Annotated[tuple[time, time], BeforeValidator(_between)]
+
+
+class _WindowModel(_Strict):
+    days: Days = frozenset(range(7))
+    between: Between
+    every: Duration
+
+
+class _ScheduleModel(_Strict):
+    default: Duration
+    timezone: TimeZoneName | None = None
+    windows: list[_WindowModel] = Field(default_factory=list)
+
+    def schedule(self, timezone: str) -> Schedule:
+        return Schedule(default=self.default, timezone=ZoneInfo(self.timezone or timezone),
+                        windows=tuple(Window(days=w.days, start=w.between[0],
+                                             end=w.between[1], every=w.every)
+                                      for w in self.windows))
+
+
+def _interval_kind(value: Any) -> str:
+    return "schedule" if isinstance(value, dict | _ScheduleModel) else "duration"
+
+
+#: ``15m``, or ``{default: 30m, windows: [{days: mon-fri, between: 09:15-15:00, every: 2m}]}``.
+Interval = Annotated[Annotated[timedelta, BeforeValidator(_duration), Tag("duration")]
+                     | Annotated[_ScheduleModel, Tag("schedule")],
+                     Discriminator(_interval_kind)]
+_INTERVAL_TAGS = frozenset({"duration", "schedule"})
+
+
+def _schedule(value: timedelta | _ScheduleModel, timezone: str) -> Schedule:
+    if isinstance(value, timedelta):
+        return Schedule(default=value, timezone=ZoneInfo(timezone))
+    return value.schedule(timezone)
+
+
 class _DefaultsModel(_Strict):
-    interval: Duration = timedelta(minutes=15)
+    interval: Interval = timedelta(minutes=15)
     max_entries: int = Field(default=50, ge=1, le=10000)
 
 
@@ -337,6 +415,7 @@ class _RulesModel(_Strict):
 class _CategoryModel(_RulesModel):
     title: str = Field(min_length=1)
     description: str = ""
+    interval: Interval | None = None
 
 
 class _SourceModel(_RulesModel):
@@ -344,7 +423,7 @@ class _SourceModel(_RulesModel):
     urls: list[SourceUrl] | None = Field(default=None, min_length=1)
     category: str
     name: str | None = None
-    interval: Duration | None = None
+    interval: Interval | None = None
     timezone: TimeZoneName | None = None
     encoding: EncodingName | None = None
 
@@ -370,6 +449,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "categories": _CategoryModel,
     "sources": _SourceModel,
     "storage": _StorageModel,
+    "interval": _ScheduleModel,
+    "windows": _WindowModel,
 }
 
 
@@ -491,7 +572,8 @@ def _resolve(model: _FileModel, path: Path) -> Config:
         Source(url=_expand((raw.urls or [raw.url or ""])[0], model.site.rsshub),
                fallbacks=tuple(_expand(u, model.site.rsshub) for u in (raw.urls or [])[1:]),
                category=raw.category, name=raw.name,
-               interval=raw.interval or model.defaults.interval,
+               schedule=_schedule(raw.interval or model.categories[raw.category].interval
+                                  or model.defaults.interval, raw.timezone or site_tz),
                timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding,
                rules=raw.rules())
         for raw in model.sources)
@@ -551,12 +633,14 @@ def _field_name(loc: tuple[str | int, ...]) -> str:
 
 
 def _section(parent: tuple[str | int, ...]) -> type[BaseModel]:
-    """The schema model of the mapping at ``parent``."""
-    return _SECTIONS.get(str(parent[0]), _FileModel) if parent else _FileModel
+    """The schema model of the mapping at ``parent`` (a category's slug is not a section)."""
+    names = [part for i, part in enumerate(parent) if isinstance(part, str)
+             and not (i == 1 and parent[0] == "categories")]
+    return next((_SECTIONS[n] for n in reversed(names) if n in _SECTIONS), _FileModel)
 
 
 def _issue_from_pydantic(name: str, tree: Any, err: Any) -> ConfigIssue:
-    loc = tuple(err["loc"])
+    loc = tuple(part for part in err["loc"] if part not in _INTERVAL_TAGS)
     kind = err["type"]
     message = str(err["msg"]).removeprefix("Value error, ")
     hint = ""

@@ -245,7 +245,8 @@ class Daemon:
         assert self.store is not None
         now = utcnow()
         added = await self.store.ensure_sources(
-            {s.url: first_poll_at(now=now, url=s.url, interval=min(s.interval, window))
+            {s.url: first_poll_at(now=now, url=s.url,
+                                   interval=min(s.schedule.interval_at(now), window))
              for s in self.config.sources})
         if added:
             log.info("scheduled %d new sources", added)
@@ -265,12 +266,11 @@ class Daemon:
         now = utcnow()
         for source in new.sources:
             before = old.source(source.url)
-            if before is not None and before.interval != source.interval:
+            if before is not None and before.schedule != source.schedule:
                 state = await self.store.source_state(source.url)
                 if state and state.last_poll_at and state.next_poll_at:
-                    await self.store.reschedule(source.url,
-                                                min(state.next_poll_at, max(now, state.last_poll_at
-                                                                            + source.interval)))
+                    due = max(now, source.schedule.due_after(state.last_poll_at))
+                    await self.store.reschedule(source.url, min(state.next_poll_at, due))
         self._dirty |= {"all", *new.categories}
         added = len({s.url for s in new.sources} - {s.url for s in old.sources})
         removed = len({s.url for s in old.sources} - {s.url for s in new.sources})

@@ -60,6 +60,8 @@ class Deps:
     fetcher: Fetcher
     #: Where parsing runs (a process pool spreads it over cores); ``None``: a thread.
     executor: Executor | None = None
+    #: The current instant (tests inject a fixed one to check schedules).
+    clock: Callable[[], datetime] = utcnow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,7 +157,7 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
     unless ``force`` is set. ``state``: the source's stored state, when the
     caller already read it (else it is read here).
     """
-    now = utcnow()
+    now = deps.clock()
     if state is None:
         state = await deps.store.source_state(source.url) or SourceState(url=source.url)
     if not force:
@@ -246,7 +248,7 @@ async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchRe
     hints = [timedelta(seconds=fetched.max_age)] if fetched.max_age else []
     if parsed and parsed.ttl_minutes:
         hints.append(timedelta(minutes=parsed.ttl_minutes))
-    due = next_poll_at(now=now, interval=source.interval, status=status, failures=failures,
+    due = next_poll_at(now=now, schedule=source.schedule, status=status, failures=failures,
                        hint=max(hints) if hints else None, retry_after=fetched.retry_after)
     succeeded = status in (PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED)
     new_state = replace(

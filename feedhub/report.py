@@ -34,6 +34,7 @@ from rich.text import Text
 
 from feedhub.config import Source
 from feedhub.model import PollOutcome, PollStatus, SourceState
+from feedhub.policy import DAY_NAMES, Schedule
 from feedhub.store.base import PollRecord
 
 #: Poll results that count as failures, in ``status`` and in ``poll``'s summary.
@@ -246,7 +247,7 @@ def render_history(console: Console, row: StatusRow, history: Sequence[PollRecor
     details.add_row("source", row.source.url)
     details.add_row("name", row.name or "-")
     details.add_row("category", row.source.category)
-    details.add_row("interval", _duration(row.source.interval))
+    details.add_row("interval", _schedule(row.source.schedule, now))
     details.add_row("last poll", _when(st.last_poll_at if st else None, now, tz))
     details.add_row("result", _result(row.status, st.http_status if st else None,
                                       st.last_status if st else None))
@@ -291,6 +292,25 @@ def _when(value: datetime | None, now: datetime, tz: ZoneInfo) -> str:
     if value is None:
         return "-"
     return f"{value.astimezone(tz):%Y-%m-%d %H:%M:%S %z} ({relative(value, now)})"
+
+
+def _schedule(schedule: Schedule, now: datetime) -> str:
+    """``30m``, or ``30m; 2m mon-fri 09:15-15:00 (Asia/Shanghai); now 2m``."""
+    if not schedule.windows:
+        return _duration(schedule.default)
+    windows = "; ".join(f"{_duration(w.every)} {_days(w.days)} {w.start:%H:%M}-{w.end:%H:%M}"
+                        for w in schedule.windows)
+    return (f"{_duration(schedule.default)}; {windows} ({schedule.timezone}); "
+            f"now {_duration(schedule.interval_at(now))}")
+
+
+def _days(days: frozenset[int]) -> str:
+    if len(days) == 7:
+        return "daily"
+    ordered = sorted(days)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{DAY_NAMES[ordered[0]]}-{DAY_NAMES[ordered[-1]]}"
+    return ",".join(DAY_NAMES[d] for d in ordered)
 
 
 def _duration(value: timedelta) -> str:

@@ -90,9 +90,9 @@ def test_valid_file_resolves_defaults(write_config: Callable[..., Path], tmp_pat
     a, b = config.sources
     assert (a.url, a.category, a.name, a.encoding) == ("http://127.0.0.1:9/a.xml",
                                                        "zhengquanshibaowang", None, None)
-    assert a.interval == timedelta(minutes=15)
+    assert a.schedule.default == timedelta(minutes=15)
     assert a.timezone == ZoneInfo("Asia/Shanghai")
-    assert (b.category, b.name, b.interval) == ("other", "乙", timedelta(minutes=10))
+    assert (b.category, b.name, b.schedule.default) == ("other", "乙", timedelta(minutes=10))
     assert b.timezone == ZoneInfo("UTC")
     assert b.encoding == "gb2312"
     assert config.source("http://127.0.0.1:9/b.xml") is b
@@ -103,7 +103,7 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     """Without server:, defaults: or site.timezone the documented defaults apply."""
     config = load_config(_write(tmp_path, BASE))
     assert config.site.timezone == ZoneInfo("Asia/Shanghai")
-    assert config.sources[0].interval == timedelta(minutes=15)
+    assert config.sources[0].schedule.default == timedelta(minutes=15)
     assert config.site.data_dir == tmp_path / "data"
     assert (config.listen_host, config.listen_port) == ("127.0.0.1", 8080)
     assert config.site.rsshub == "https://rsshub.app/"

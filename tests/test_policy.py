@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedhub.model import PollStatus
-from feedhub.policy import MAX_BACKOFF, first_poll_at, next_poll_at
+from feedhub.policy import MAX_BACKOFF, Schedule, first_poll_at, next_poll_at
 
 NOW = datetime(2022, 5, 6, 8, 0, tzinfo=UTC)
 INTERVAL = timedelta(minutes=15)
@@ -17,7 +17,7 @@ DAY = timedelta(hours=24)
 def _next(status: PollStatus = PollStatus.OK, *, failures: int = 0, interval: timedelta = INTERVAL,
           hint: timedelta | None = None, retry_after: datetime | None = None) -> datetime | None:
     """next_poll_at at NOW."""
-    return next_poll_at(now=NOW, interval=interval, status=status, failures=failures, hint=hint,
+    return next_poll_at(now=NOW, schedule=Schedule(interval), status=status, failures=failures, hint=hint,
                         retry_after=retry_after)
 
 
