@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from feedhub import __version__
-from feedhub.config import DEFAULT_PATH, Config, Source, load_config
+from feedhub.config import DEFAULT_PATH, Config, SavedSearch, Source, load_config
 from feedhub.demo import DemoInfo
 from feedhub.discover import Discovery, Probe, discover
 from feedhub.edit import (
@@ -36,7 +36,7 @@ from feedhub.errors import ConfigError, FeedhubError
 from feedhub.fetch import Fetcher, limits_for
 from feedhub.filters import EntryFilter
 from feedhub.log import setup_logging
-from feedhub.model import PollOutcome, SourceState, utcnow
+from feedhub.model import PollOutcome, SourceState, StoredEntry, utcnow
 from feedhub.opml import ExportFeed, plan_import, read_opml, write_opml
 from feedhub.pidfile import reload_daemon
 from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, republish
@@ -51,6 +51,7 @@ from feedhub.report import (
     render_poll_summary,
     render_status,
 )
+from feedhub.search import parse_query
 from feedhub.server import create_app, serve
 from feedhub.store import Store, open_store
 from feedhub.store.base import POLL_HISTORY, PollRecord
@@ -292,6 +293,72 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
         render_history(console, rows[0], history, now, config.site.timezone)
     else:
         render_status(console, rows, now, f"{config.site.title} — {config.path}")
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("--category", "slugs", metavar="SLUG", multiple=True,
+              help="Only entries of this category (repeat for several).")
+@click.option("--since", metavar="DATE", help="Only entries published on or after this date "
+              "(YYYY-MM-DD or 'YYYY-MM-DD HH:MM', in site.timezone).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True,
+              help="How many entries to show, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry, in a list.")
+@click.pass_context
+@_handles_errors
+def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...], since: str | None,
+           limit: int, as_json: bool) -> None:
+    """Search stored entries: words all found, OR between alternatives, -word excluded.
+
+    Words match anywhere in a title or text (no word boundaries, so 腾讯 and
+    600519 work); "quoted phrases" keep spaces. Quote the whole query when it
+    has an exclusion: feedhub search '腾讯 -广告'. Entries the filters drop are
+    not shown, as they are not republished.
+    """
+    config = _config(ctx)
+    text = " ".join(query)
+    try:
+        parsed = parse_query(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="QUERY") from None
+    for slug in slugs:
+        if slug not in config.categories:
+            raise click.BadParameter(f"no category {slug!r} in {config.path}; use one of: "
+                                     f"{', '.join(config.categories)}", param_hint="--category")
+    after = _since(since, config) if since else None
+    wanted = SavedSearch(name="search", query=parsed, title=text, description="",
+                         categories=slugs)
+
+    async def work(store: Store) -> list[StoredEntry]:
+        from feedhub.render import search_kept
+
+        return await search_kept(store, config, wanted, limit, config.entry_filter(), after)
+
+    found = _run(_with_store(config, work))
+    tz = config.site.timezone
+    categories = {s.url: s.category for s in config.sources}
+    if as_json:
+        click.echo(json.dumps([{"title": hit.title, "link": hit.link, "source": hit.source_url,
+                                "category": categories.get(hit.source_url),
+                                "published": hit.published.astimezone(tz).isoformat()}
+                               for hit in found], ensure_ascii=False, indent=2))
+        return
+    for hit in found:
+        category = categories.get(hit.source_url)
+        label = config.categories[category].title if category else ""
+        click.echo(f"{hit.published.astimezone(tz):%Y-%m-%d %H:%M}  [{label}] {hit.title}")
+        click.echo(f"    {hit.link or hit.source_url}")
+    click.echo(f"{_entries(len(found))} found for {parsed.text}", err=True)
+
+
+def _since(text: str, config: Config) -> datetime:
+    for pattern in ("%Y-%m-%d", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(text.strip(), pattern).replace(tzinfo=config.site.timezone)
+        except ValueError:
+            continue
+    raise click.BadParameter(f"invalid date {text!r}: write YYYY-MM-DD or 'YYYY-MM-DD HH:MM'",
+                             param_hint="--since")
 
 
 async def _filtered(store: Store, flt: EntryFilter, url: str) -> dict[str, int]:

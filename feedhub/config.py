@@ -12,7 +12,7 @@ import codecs
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +27,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from feedhub.errors import ConfigError, ConfigIssue
 from feedhub.filters import NO_RULES, EntryFilter, Rewrite, RuleSet, compile_pattern, parse_rule
 from feedhub.policy import DAY_NAMES, Schedule, Window
+from feedhub.search import Query, parse_query
 
 DEFAULT_PATH = Path("feeds.yaml")
 RESERVED_SLUGS = frozenset({"all", "q"})
@@ -64,6 +65,19 @@ class Category:
     description: str
     #: ``include``/``exclude``/``rewrite`` rules for every entry republished here.
     rules: RuleSet = NO_RULES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedSearch:
+    """A search republished as a feed, ``/feeds/q/{name}.atom`` (``queries:``)."""
+
+    name: str
+    query: Query
+    #: The feed's title and the label every entry republished in it is tagged with.
+    title: str
+    description: str
+    #: The categories searched, all of them when empty.
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +140,7 @@ class Config:
     retention_entries: int | None
     categories: Mapping[str, Category]
     sources: tuple[Source, ...]
+    queries: Mapping[str, SavedSearch] = field(default_factory=dict)
     storage: Storage = Storage()
     fetch: FetchSettings = FetchSettings()
 
@@ -155,6 +170,12 @@ class Config:
         if slug == "all":
             return self.sources
         return tuple(s for s in self.sources if s.category == slug)
+
+    def searched_sources(self, search: SavedSearch) -> tuple[Source, ...]:
+        """The sources a saved search looks through."""
+        if not search.categories:
+            return self.sources
+        return tuple(s for s in self.sources if s.category in search.categories)
 
     def entry_filter(self) -> EntryFilter:
         """The filters of every source, with its category's (compiled at load)."""
@@ -418,6 +439,21 @@ class _CategoryModel(_RulesModel):
     interval: Interval | None = None
 
 
+def _query(value: Any) -> str:
+    parse_query(str(value))
+    return str(value).strip()
+
+
+QueryText = Annotated[str, BeforeValidator(_query)]
+
+
+class _QueryModel(_Strict):
+    query: QueryText
+    title: str | None = Field(default=None, min_length=1)
+    description: str = ""
+    categories: list[str] = Field(default_factory=list)
+
+
 class _SourceModel(_RulesModel):
     url: SourceUrl | None = None
     urls: list[SourceUrl] | None = Field(default=None, min_length=1)
@@ -436,6 +472,7 @@ class _FileModel(_Strict):
     fetch: _FetchModel = _FetchModel()
     categories: dict[str, _CategoryModel] = Field(min_length=1)
     sources: list[_SourceModel] = Field(default_factory=list)
+    queries: dict[str, _QueryModel] = Field(default_factory=dict)
     storage: _StorageModel = _StorageModel()
 
 
@@ -449,6 +486,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "categories": _CategoryModel,
     "sources": _SourceModel,
     "storage": _StorageModel,
+    "queries": _QueryModel,
     "interval": _ScheduleModel,
     "windows": _WindowModel,
 }
@@ -526,6 +564,20 @@ def _cross_issues(data: Any, tree: CommentedMap, name: str) -> list[ConfigIssue]
                 name, _line(tree, ("categories", slug)), f"categories.{slug}",
                 f"invalid category slug {slug!r}",
                 "use lower-case letters, digits, - and _ (not 'all' or 'q'); it becomes a URL path"))
+    queries = data.get("queries") if isinstance(data, dict) else None
+    for query, raw_query in (queries.items() if isinstance(queries, dict) else ()):
+        if not _SLUG.match(query):
+            issues.append(ConfigIssue(
+                name, _line(tree, ("queries", query)), f"queries.{query}",
+                f"invalid query name {query!r}",
+                "use lower-case letters, digits, - and _; it becomes the URL /feeds/q/NAME.atom"))
+        wanted = raw_query.get("categories") if isinstance(raw_query, dict) else None
+        for j, slug in enumerate(wanted if isinstance(wanted, list) else []):
+            if categories is not None and slug not in slugs:
+                issues.append(ConfigIssue(
+                    name, _line(tree, ("queries", query, "categories", j)),
+                    f"queries.{query}.categories[{j}]", f"category {slug!r} is not defined",
+                    f"use one of: {', '.join(slugs)}"))
     sources = data.get("sources") if isinstance(data, dict) else None
     site = data.get("site") if isinstance(data, dict) else None
     rsshub = str(site.get("rsshub", _SiteModel.model_fields["rsshub"].default)
@@ -597,6 +649,9 @@ def _resolve(model: _FileModel, path: Path) -> Config:
                                    rules=c.rules())
                     for slug, c in model.categories.items()},
         sources=sources,
+        queries={name: SavedSearch(name=name, query=parse_query(q.query), title=q.title or name,
+                                   description=q.description, categories=tuple(q.categories))
+                 for name, q in model.queries.items()},
         storage=Storage(url=model.storage.url, lease=model.storage.lease,
                         pool_size=model.storage.pool_size),
         fetch=FetchSettings(timeout=model.fetch.timeout, max_body_bytes=model.fetch.max_body,

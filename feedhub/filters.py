@@ -14,17 +14,16 @@ what is kept, the source's first, then the category's.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from feedhub.model import StoredEntry
+from feedhub.search import entry_text
 
 Scope = Literal["any", "title", "author", "link"]
 _SCOPES: tuple[Scope, ...] = ("title", "author", "link")
-_TAGS = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +125,7 @@ def _fields(entry: StoredEntry, scope: Scope) -> Iterable[str]:
         return entry.authors
     if scope == "link":
         return (entry.link,) if entry.link else ()
-    return (entry.title, html.unescape(_TAGS.sub(" ", entry.content_html)))
+    return (entry.title, entry_text(entry.content_html))
 
 
 class EntryFilter:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from feedhub.store import Store, open_store
 from tests.feedserver import FeedServer, Route
 
 # A real PostgreSQL for the store contract suite and the scale-out tests (tests/pg.py).
@@ -124,3 +125,30 @@ def seed_required() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but the seed is missing at {SEED}")
         pytest.skip(f"seed not found at {SEED}")
+
+
+# --- stores: the contract suite runs over both (SQLite file, PostgreSQL database) ----------
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where the store file lives (its folder does not exist yet)."""
+    return tmp_path / "data" / "feedhub.sqlite3"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, db_path: Path) -> str:
+    """The URL of a fresh, empty store of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite://{db_path}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open store on a fresh database, closed after the test."""
+    st = await open_store(store_url)
+    try:
+        yield st
+    finally:
+        await st.close()

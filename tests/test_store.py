@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,30 +46,6 @@ def entry(source_url: str, key: str, *, title: str | None = None,
 def raw_db(path: Path) -> sqlite3.Connection:
     """A plain sqlite3 connection to inspect the file from outside the store."""
     return sqlite3.connect(path)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the store file lives (its folder does not exist yet)."""
-    return tmp_path / "data" / "feedhub.sqlite3"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, db_path: Path) -> str:
-    """The URL of a fresh, empty store of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite://{db_path}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    """An open store on a fresh database, closed after the test."""
-    st = await open_store(store_url)
-    try:
-        yield st
-    finally:
-        await st.close()
 
 
 async def test_schema_created_wal_and_intact(db_path: Path) -> None:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from feedhub.config import Config
+from feedhub.config import Config, SavedSearch
 from feedhub.filters import EntryFilter
 from feedhub.health import HEALTH_ENTRIES, HEALTH_STEM, event_entry
 from feedhub.model import Document, SourceState, StoredEntry, utcnow
 from feedhub.render.feeds import ArchiveLinks, FeedSpec, SourceInfo, render_atom, render_json, render_rss
-from feedhub.render.pages import PageSection, render_category_page, render_home, render_opml
+from feedhub.render.pages import PageSection, SearchLink, render_category_page, render_home, render_opml
 from feedhub.store import Store
 
-__all__ = ["CONTENT_TYPES", "archive_path", "latest_kept", "render"]
+__all__ = ["CONTENT_TYPES", "archive_path", "latest_kept", "render", "search_kept"]
 
 CONTENT_TYPES = {
     "atom": "application/atom+xml; charset=utf-8",
@@ -69,6 +70,16 @@ async def latest_kept(store: Store, urls: list[str], limit: int, flt: EntryFilte
     return kept[:limit]
 
 
+async def search_kept(store: Store, config: Config, search: SavedSearch, limit: int,
+                      flt: EntryFilter, since: datetime | None = None) -> list[StoredEntry]:
+    """The newest ``limit`` entries a saved (or ad hoc) search finds that the filters keep."""
+    urls = [s.url for s in config.searched_sources(search)]
+    filtering = any(flt.filters(url) for url in urls)
+    found = await store.search(search.query, urls, since=since,
+                               limit=limit * 4 if filtering else limit)
+    return flt.keep(found)[:limit] if filtering else found
+
+
 async def render(store: Store, config: Config, slugs: Iterable[str] | None = None
                  ) -> list[Document]:
     """Render the feeds of ``slugs`` (default: every category and ``all``) and the pages.
@@ -100,6 +111,9 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
                         home_url=home, base_url=site.base_url, timezone=site.timezone,
                         labels=labels, sources=infos, hubs=site.websub_hubs)
         docs += await _archive(store, config, spec, urls, full, flt)
+    if full or "all" in wanted:  # "all" changes whenever any entry does
+        for search in config.queries.values():
+            docs += await _search_feed(store, config, search, infos, flt)
     docs += await _pages(store, config, infos, flt)
     docs.append(await _health(store, config, infos))
     return docs
@@ -116,6 +130,22 @@ async def _health(store: Store, config: Config, infos: dict[str, SourceInfo]) ->
                     home_url=site.base_url, base_url=site.base_url, timezone=site.timezone,
                     labels={}, sources=infos)
     return _document(f"{HEALTH_STEM}.atom", render_atom(spec, entries))
+
+
+async def _search_feed(store: Store, config: Config, search: SavedSearch,
+                       infos: dict[str, SourceInfo], flt: EntryFilter) -> list[Document]:
+    """``/feeds/q/{name}.*``: a saved search's newest entries, tagged with its title."""
+    site = config.site
+    entries = await search_kept(store, config, search, config.max_entries, flt)
+    stem = f"feeds/q/{search.name}"
+    spec = FeedSpec(stem=stem, title=search.title,
+                    description=search.description or f"{site.title} · {search.query.text}",
+                    home_url=site.base_url, base_url=site.base_url, timezone=site.timezone,
+                    labels={s.url: search.title for s in config.searched_sources(search)},
+                    sources=infos, hubs=site.websub_hubs)
+    return [_document(f"{stem}.atom", render_atom(spec, entries)),
+            _document(f"{stem}.rss", render_rss(spec, entries)),
+            _document(f"{stem}.json", render_json(spec, entries))]
 
 
 def archive_path(slug: str, page: int) -> str:
@@ -170,14 +200,17 @@ async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo],
         sections.append(PageSection(slug=slug, title=cat.title, description=cat.description,
                                     entries=await latest_kept(store, urls, config.max_entries,
                                                               flt)))
+    searches = [SearchLink(name=q.name, title=q.title, query=q.query.text)
+                for q in config.queries.values()]
     docs = [_document("index.html", render_home(
         site_title=site.title, base_url=site.base_url, tz=site.timezone, sources=names,
         sections=[PageSection(slug=s.slug, title=s.title, description=s.description,
-                              entries=s.entries[:HOME_ENTRIES]) for s in sections]))]
+                              entries=s.entries[:HOME_ENTRIES]) for s in sections],
+        searches=searches))]
     docs += [_document(f"category/{s.slug}.html", render_category_page(
         site_title=site.title, base_url=site.base_url, tz=site.timezone, section=s, sources=names))
         for s in sections]
     docs.append(_document("opml.xml", render_opml(site_title=site.title, base_url=site.base_url,
-                                                  sections=sections,
+                                                  sections=sections, searches=searches,
                                                   health=f"{site.title} · health")))
     return docs

@@ -31,6 +31,15 @@ class PageSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SearchLink:
+    """A saved search's feed (``/feeds/q/{name}.*``) as pages and the OPML list it."""
+
+    name: str
+    title: str
+    query: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Link:
     url: str
     mime: str
@@ -86,14 +95,17 @@ def _opml_link(base_url: str) -> _Link:
 
 
 def render_home(*, site_title: str, base_url: str, tz: ZoneInfo, sections: Sequence[PageSection],
-                sources: Mapping[str, str]) -> bytes:
-    """The home page: every category, its latest entries and subscribe buttons."""
+                sources: Mapping[str, str], searches: Sequence[SearchLink] = ()) -> bytes:
+    """The home page: every category, its latest entries and subscribe buttons, then the
+    saved searches' feeds."""
     all_links = _links(base_url, "all", site_title)
     feeds = all_links + [link for s in sections for link in _links(base_url, s.slug, s.title)]
     html = _environment().get_template("home.html").render(
         version=__version__, site_title=site_title, base_url=base_url, feeds=feeds,
         all_links=[*all_links, _opml_link(base_url)],
-        sections=[_section(s, base_url, tz, sources, False) for s in sections])
+        sections=[_section(s, base_url, tz, sources, False) for s in sections],
+        searches=[{"title": q.title, "query": q.query,
+                   "links": _links(base_url, f"q/{q.name}", q.title)} for q in searches])
     return html.encode("utf-8")
 
 
@@ -108,7 +120,7 @@ def render_category_page(*, site_title: str, base_url: str, tz: ZoneInfo, sectio
 
 
 def render_opml(*, site_title: str, base_url: str, sections: Sequence[PageSection],
-                health: str | None = None) -> bytes:
+                searches: Sequence[SearchLink] = (), health: str | None = None) -> bytes:
     """OPML 2.0 listing every republished feed, for readers to import in one go.
 
     ``health``: the title of the health feed (``feeds/_health.atom``), listed last.
@@ -122,6 +134,9 @@ def render_opml(*, site_title: str, base_url: str, sections: Sequence[PageSectio
         ET.SubElement(body, "outline", type="rss", text=title, title=title,
                       xmlUrl=f"{base_url}feeds/{slug}.atom",
                       htmlUrl=f"{base_url}category/{slug}.html" if slug != "all" else base_url)
+    for search in searches:
+        ET.SubElement(body, "outline", type="rss", text=search.title, title=search.title,
+                      xmlUrl=f"{base_url}feeds/q/{search.name}.atom", htmlUrl=base_url)
     if health is not None:
         ET.SubElement(body, "outline", type="rss", text=health, title=health,
                       xmlUrl=f"{base_url}feeds/_health.atom", htmlUrl=base_url)

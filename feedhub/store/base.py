@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from feedhub.model import Document, Entry, SourceState, StoredEntry
+from feedhub.search import Query
 
 #: Polls remembered per source for ``feedhub status URL``.
 POLL_HISTORY = 50
@@ -146,6 +147,12 @@ class Store(Protocol):
 
     async def count_entries(self, source_urls: Iterable[str]) -> int:
         """How many entries (one per canonical link) these sources have."""
+
+    async def search(self, query: Query, source_urls: Iterable[str], *,
+                     since: datetime | None = None, limit: int = 50) -> list[StoredEntry]:
+        """Entries of these sources matching ``query`` (:meth:`Query.matches` semantics:
+        substrings of the title or content text), published at or after ``since``, newest
+        first, one per canonical link."""
 
     async def entry_counts(self) -> dict[str, int]:
         """Stored entries per source URL."""

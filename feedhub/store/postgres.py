@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from feedhub.errors import StoreError
 from feedhub.model import Document, Entry, SourceState, StoredEntry
+from feedhub.search import Query
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from feedhub.store.rows import document_from, entry_from, poll_from, state_from
@@ -292,6 +293,40 @@ class PostgresStore:
         rows = await self._rows("read archived entries", _ARCHIVE_SQL,
                                 {"urls": urls, "limit": limit, "offset": offset})
         return [_entry(row) for row in rows]
+
+    async def search(self, query: Query, source_urls: Iterable[str], *,
+                     since: datetime | None = None, limit: int = 50) -> list[StoredEntry]:
+        urls = list(source_urls)
+        if not urls or limit <= 0:
+            return []
+        # No index: PostgreSQL's text search has no Chinese parser built in, so words are
+        # found by scanning titles and tag-stripped content (fine for ~100,000 entries).
+        params: dict[str, object] = {"urls": urls, "since": since, "scan": limit * 4}
+        alternatives = []
+        for terms in query.alternatives:
+            conditions = []
+            for term in terms:
+                name = f"t{len(params)}"
+                params[name] = term.text.lower()
+                conditions.append(f"{'NOT ' if term.negated else ''}"
+                                  f"(strpos(lower(e.title), %({name})s) > 0 OR strpos(lower("
+                                  f"regexp_replace(e.content_html, '<[^>]*>', ' ', 'g')), "
+                                  f"%({name})s) > 0)")
+            alternatives.append("(" + " AND ".join(conditions) + ")")
+        sql = ("SELECT * FROM entries e WHERE e.source_url = ANY(%(urls)s)"
+               f"{' AND e.published >= %(since)s' if since else ''} "
+               f"AND ({' OR '.join(alternatives)}) "
+               "ORDER BY e.published DESC, e.id DESC LIMIT %(scan)s")
+        found: list[StoredEntry] = []
+        links: set[str] = set()
+        for row in await self._rows("search entries", sql, params):
+            entry = _entry(row)
+            if entry.canonical_link in links:
+                continue
+            if entry.canonical_link:
+                links.add(entry.canonical_link)
+            found.append(entry)
+        return found[:limit]
 
     async def count_entries(self, source_urls: Iterable[str]) -> int:
         urls = list(source_urls)

@@ -7,6 +7,8 @@ Never edit a migration that has shipped: add a new one.
 
 from __future__ import annotations
 
+import sqlite3
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: sources, entries, documents
     """
@@ -92,6 +94,38 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sources ADD COLUMN active_url TEXT;
     """,
+    # 6: full-text search (feedhub search, queries:) with FTS5's trigram tokenizer, which
+    # needs no word boundaries (Chinese). Entries are indexed in batches before a search,
+    # not in the poll's transaction: search_pending lists the entries to (re)index. (No
+    # INSERT OR IGNORE in the triggers: an upsert's conflict clause would override it.)
+    """
+    CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'trigram');
+    CREATE TABLE search_pending (id INTEGER PRIMARY KEY);
+    INSERT INTO search_pending (id) SELECT id FROM entries;
+    CREATE TRIGGER entries_search_new AFTER INSERT ON entries BEGIN
+        INSERT INTO search_pending (id) SELECT new.id
+            WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE id = new.id);
+    END;
+    CREATE TRIGGER entries_search_changed AFTER UPDATE OF title, content_html ON entries BEGIN
+        INSERT INTO search_pending (id) SELECT new.id
+            WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE id = new.id);
+    END;
+    CREATE TRIGGER entries_search_gone AFTER DELETE ON entries BEGIN
+        DELETE FROM entries_fts WHERE rowid = old.id;
+        DELETE FROM search_pending WHERE id = old.id;
+    END;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of a migration script (a trigger's body stays whole)."""
+    found, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            found.append(buffer.strip())
+            buffer = ""
+    return found + ([buffer.strip()] if buffer.strip() else [])

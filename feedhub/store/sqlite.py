@@ -20,9 +20,10 @@ import aiosqlite
 
 from feedhub.errors import StoreError
 from feedhub.model import Document, Entry, SourceState, StoredEntry
+from feedhub.search import Query, entry_text
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.rows import document_from, entry_from, poll_from, state_from
-from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
+from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
 
@@ -72,6 +73,25 @@ _ARCHIVE_IDS_SQL = """
     ORDER BY e.id"""
 #: Archives whose id lists are kept, at most (8 bytes per entry each).
 _ARCHIVE_CACHE = 64
+
+
+def _search_condition(text: str) -> tuple[str, list[str]]:
+    """SQL matching entries whose indexed title or text contains ``text``, and its parameters.
+
+    The trigram index answers words of three characters or more; shorter ones (most
+    Chinese words have two) are found by scanning the indexed text.
+    """
+    if len(text) >= 3:
+        return ("e.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)",
+                ['"' + text.replace('"', '""') + '"'])
+    needle = _ascii_lower(text)
+    return ("e.id IN (SELECT rowid FROM entries_fts "
+            "WHERE instr(lower(title), ?) > 0 OR instr(lower(body), ?) > 0)", [needle, needle])
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` lower-cased as SQL ``lower()`` does: ASCII letters only."""
+    return "".join(c.lower() if c.isascii() else c for c in text)
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -137,9 +157,8 @@ class SQLiteStore:
         if version < SCHEMA_VERSION:
             async with self._transaction():
                 for script in MIGRATIONS[version:]:
-                    for statement in script.split(";\n"):
-                        if statement.strip():
-                            await db.execute(statement)
+                    for statement in statements(script):
+                        await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         for statement in _PERF_INDEXES:
             await db.execute(statement)
@@ -357,20 +376,80 @@ class SQLiteStore:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def search(self, query: Query, source_urls: Iterable[str], *,
+                     since: datetime | None = None, limit: int = 50) -> list[StoredEntry]:
+        urls = list(source_urls)
+        if not urls or limit <= 0:
+            return []
+        async with self._errors("search entries"):
+            await self._index_pending()
+            alternatives, params = [], []
+            for terms in query.alternatives:
+                conditions = []
+                for term in terms:
+                    sql, param = _search_condition(term.text)
+                    conditions.append(("NOT " if term.negated else "") + sql)
+                    params += param
+                alternatives.append("(" + " AND ".join(conditions) + ")")
+            sql = (f"SELECT * FROM entries e WHERE e.source_url IN (SELECT value FROM json_each(?))"
+                   f"{' AND e.published >= ?' if since else ''} AND ({' OR '.join(alternatives)}) "
+                   "ORDER BY e.published DESC, e.id DESC")
+            found: list[StoredEntry] = []
+            links: set[str] = set()
+            async with self._db.execute(sql, [json.dumps(urls), *([_ts(since)] if since else []),
+                                              *params]) as cur:
+                async for row in cur:
+                    entry = _entry(row)
+                    if entry.canonical_link in links:
+                        continue
+                    if entry.canonical_link:
+                        links.add(entry.canonical_link)
+                    found.append(entry)
+                    if len(found) == limit:
+                        break
+            return found
+
+    async def _index_pending(self) -> None:
+        """Bring the search index up to date with the entries stored since the last search.
+
+        Indexing is left out of the polls' transactions: the trigram index costs about a
+        millisecond per entry, which only operators who search should pay.
+        """
+        while True:
+            async with self._transaction():
+                async with self._db.execute(
+                        "SELECT e.id, e.title, e.content_html FROM search_pending p "
+                        "JOIN entries e ON e.id = p.id LIMIT ?", (_IN_BATCH,)) as cur:
+                    rows = list(await cur.fetchall())
+                if not rows:
+                    await self._db.execute("DELETE FROM search_pending")
+                    return
+                ids = [row[0] for row in rows]
+                marks = ",".join("?" * len(ids))
+                await self._db.execute(f"DELETE FROM entries_fts WHERE rowid IN ({marks})", ids)
+                await self._db.executemany(
+                    "INSERT INTO entries_fts (rowid, title, body) VALUES (?, ?, ?)",
+                    [(row[0], row[1], entry_text(row[2])) for row in rows])
+                await self._db.execute(f"DELETE FROM search_pending WHERE id IN ({marks})", ids)
+
     async def prune(self, *, older_than: datetime | None, keep_per_source: int | None) -> int:
+        # rowcount, not total_changes: the search index's triggers change rows too.
         async with self._errors("prune entries"), self._transaction():
-            before = self._db.total_changes
+            deleted = 0
             if older_than is not None:
-                await self._db.execute("DELETE FROM entries WHERE published < ?", (_ts(older_than),))
+                async with self._db.execute("DELETE FROM entries WHERE published < ?",
+                                            (_ts(older_than),)) as cur:
+                    deleted += cur.rowcount
             if keep_per_source is not None:
-                await self._db.execute(
+                async with self._db.execute(
                     """DELETE FROM entries WHERE id IN (
                            SELECT id FROM (
                                SELECT id, ROW_NUMBER() OVER (
                                    PARTITION BY source_url ORDER BY published DESC, id DESC) AS n
                                FROM entries)
-                           WHERE n > ?)""", (keep_per_source,))
-            return self._db.total_changes - before
+                           WHERE n > ?)""", (keep_per_source,)) as cur:
+                    deleted += cur.rowcount
+            return deleted
 
     async def forget_sources(self, keep: Iterable[str]) -> int:
         async with self._errors("forget sources"), self._transaction():
@@ -378,10 +457,9 @@ class SQLiteStore:
             await self._db.execute("DELETE FROM keep_urls")
             await self._db.executemany("INSERT OR IGNORE INTO keep_urls VALUES (?)",
                                        [(url,) for url in keep])
-            before = self._db.total_changes
-            await self._db.execute(
-                "DELETE FROM entries WHERE source_url NOT IN (SELECT url FROM keep_urls)")
-            deleted = self._db.total_changes - before
+            async with self._db.execute(
+                    "DELETE FROM entries WHERE source_url NOT IN (SELECT url FROM keep_urls)") as cur:
+                deleted = cur.rowcount
             await self._db.execute("DELETE FROM sources WHERE url NOT IN (SELECT url FROM keep_urls)")
             await self._db.execute("DELETE FROM polls WHERE source_url NOT IN (SELECT url FROM keep_urls)")
             await self._db.execute("DELETE FROM keep_urls")
