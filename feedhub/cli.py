@@ -39,7 +39,7 @@ from feedhub.log import setup_logging
 from feedhub.model import PollOutcome, SourceState, StoredEntry, utcnow
 from feedhub.opml import ExportFeed, plan_import, read_opml, write_opml
 from feedhub.pidfile import reload_daemon
-from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, republish
+from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, record_quiet, republish
 from feedhub.publish.websub import announce_now
 from feedhub.report import (
     PollProgress,
@@ -150,6 +150,8 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
                 outcomes = await poll_sources(deps, sources, force=force,
                                               on_done=progress.done if progress else None)
         slugs = changed_categories(config, outcomes)
+        if await record_quiet(store, config, utcnow()):
+            slugs.add("_health")
         if slugs or await store.document("feeds/all.atom") is None:
             changed = await republish(store, config, slugs or None, config.public_dir)
             await announce_now(config, changed)

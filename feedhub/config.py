@@ -138,6 +138,10 @@ class Config:
     retention_days: int | None
     #: Keep only this many newest entries per source (``None``: keep everything).
     retention_entries: int | None
+    #: A source went quiet after this many times its usual gap between entries…
+    quiet_factor: int = 10
+    #: …and at least this long without a new entry.
+    quiet_after: timedelta = timedelta(days=2)
     categories: Mapping[str, Category]
     sources: tuple[Source, ...]
     queries: Mapping[str, SavedSearch] = field(default_factory=dict)
@@ -420,6 +424,8 @@ def _schedule(value: timedelta | _ScheduleModel, timezone: str) -> Schedule:
 class _DefaultsModel(_Strict):
     interval: Interval = timedelta(minutes=15)
     max_entries: int = Field(default=50, ge=1, le=10000)
+    quiet_factor: int = Field(default=10, ge=2, le=1000)
+    quiet_after: Duration = timedelta(days=2)
 
 
 class _RulesModel(_Strict):
@@ -643,6 +649,8 @@ def _resolve(model: _FileModel, path: Path) -> Config:
         listen_port=int(port),
         log_level=model.server.log_level,
         max_entries=model.defaults.max_entries,
+        quiet_factor=model.defaults.quiet_factor,
+        quiet_after=model.defaults.quiet_after,
         retention_days=model.retention.days,
         retention_entries=model.retention.entries_per_source,
         categories={slug: Category(slug=slug, title=c.title, description=c.description,

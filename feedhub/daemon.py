@@ -33,6 +33,7 @@ from feedhub.pipeline import (
     changed_categories,
     parse_pool,
     poll_source,
+    record_quiet,
     republish,
 )
 from feedhub.policy import first_poll_at
@@ -222,7 +223,7 @@ class Daemon:
         await self._report_status()
 
     async def prune(self) -> None:
-        """Apply the retention settings."""
+        """Apply the retention settings, and note sources that went quiet (hourly)."""
         config = self.config
         if self.store is None:
             return
@@ -231,12 +232,15 @@ class Daemon:
                 if not held:  # another node is pruning the shared store
                     return
                 deleted = await apply_retention(self.store, config)
+                quiet = await record_quiet(self.store, config, utcnow())
         except FeedhubError as e:
             log.error("prune failed: %s", e)
             return
         if deleted:
             log.info("pruned %d entries by retention", deleted)
             self._dirty |= {"all", *config.categories}
+        if quiet:
+            self._dirty.add("_health")
 
     # --- configuration ----------------------------------------------------------------
 

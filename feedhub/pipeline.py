@@ -25,7 +25,7 @@ from feedhub.config import Config, Source
 from feedhub.discover import alternate_links
 from feedhub.errors import SourceError
 from feedhub.fetch import Fetcher
-from feedhub.health import state_change
+from feedhub.health import QUIET_KINDS, RHYTHM_ENTRIES, quiet_changes, state_change
 from feedhub.model import (
     Document,
     Entry,
@@ -344,6 +344,25 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     if out_dir is not None:
         write_documents(changed, out_dir)
     return changed
+
+
+async def record_quiet(store: Store, config: Config, now: datetime) -> int:
+    """Record sources that went quiet or publish again (health feed); how many changed.
+
+    Raises:
+        StoreError: the store failed.
+    """
+    states = [s for s in await store.source_states() if config.source(s.url) is not None]
+    events = quiet_changes(now=now, states=states,
+                           times=await store.entry_times(RHYTHM_ENTRIES),
+                           last=await store.last_events(QUIET_KINDS),
+                           factor=config.quiet_factor, minimum=config.quiet_after)
+    if events:
+        await store.record_events(events)
+        for event in events:
+            log.info("source %s: %s", event.kind, event.source_url,
+                     extra={"source": event.source_url, "event": event.kind})
+    return len(events)
 
 
 async def apply_retention(store: Store, config: Config) -> int:

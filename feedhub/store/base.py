@@ -50,7 +50,7 @@ class SourceEvent:
     source_url: str
     #: When the poll that changed it started (UTC).
     at: datetime
-    #: ``failing``, ``recovered``, ``moved`` or ``gone``.
+    #: ``failing``, ``recovered``, ``moved``, ``gone``, ``quiet`` or ``resumed``.
     kind: str
     #: The failure's reason, or where the source moved.
     detail: str | None = None
@@ -133,6 +133,16 @@ class Store(Protocol):
 
     async def source_events(self, limit: int) -> list[SourceEvent]:
         """The last ``limit`` source state changes (:meth:`save_poll`), newest first."""
+
+    async def last_events(self, kinds: Sequence[str]) -> dict[str, SourceEvent]:
+        """Each source's latest event of one of these kinds."""
+
+    async def record_events(self, events: Sequence[SourceEvent]) -> None:
+        """Add source state changes found outside a poll (a source went quiet)."""
+
+    async def entry_times(self, per_source: int) -> dict[str, list[tuple[datetime, datetime]]]:
+        """Each source's newest ``per_source`` entries as (published, first seen), newest
+        first."""
 
     async def latest_entries(self, source_urls: Iterable[str], limit: int,
                              offset: int = 0) -> list[StoredEntry]:

@@ -267,6 +267,36 @@ class PostgresStore:
         return [SourceEvent(source_url=row["source_url"], at=_must_utc(row["at"]),
                             kind=row["kind"], detail=row["detail"], id=row["id"]) for row in rows]
 
+    async def last_events(self, kinds: Sequence[str]) -> dict[str, SourceEvent]:
+        rows = await self._rows(
+            "read source events",
+            "SELECT DISTINCT ON (source_url) * FROM source_events WHERE kind = ANY(%s) "
+            "ORDER BY source_url, id DESC", (list(kinds),))
+        return {row["source_url"]: SourceEvent(
+            source_url=row["source_url"], at=_must_utc(row["at"]), kind=row["kind"],
+            detail=row["detail"], id=row["id"]) for row in rows}
+
+    async def record_events(self, events: Sequence[SourceEvent]) -> None:
+        async with self._conn("record source events") as conn, conn.transaction(), \
+                conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO source_events (source_url, at, kind, detail) VALUES (%s,%s,%s,%s)",
+                [(e.source_url, e.at, e.kind, e.detail) for e in events])
+
+    async def entry_times(self, per_source: int) -> dict[str, list[tuple[datetime, datetime]]]:
+        rows = await self._rows(
+            "read entry dates",
+            """SELECT source_url, published, first_seen FROM (
+                   SELECT source_url, published, first_seen, ROW_NUMBER() OVER (
+                       PARTITION BY source_url ORDER BY published DESC, id DESC) AS n
+                   FROM entries) ranked
+               WHERE n <= %s ORDER BY source_url, published DESC""", (per_source,))
+        times: dict[str, list[tuple[datetime, datetime]]] = {}
+        for row in rows:
+            times.setdefault(row["source_url"], []).append(
+                (_must_utc(row["published"]), _must_utc(row["first_seen"])))
+        return times
+
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
         rows = await self._rows(
             f"read the poll history of {url}",

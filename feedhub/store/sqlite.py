@@ -84,6 +84,9 @@ def _search_condition(text: str) -> tuple[str, list[str]]:
     if len(text) >= 3:
         return ("e.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)",
                 ['"' + text.replace('"', '""') + '"'])
+    if text.lower() == text.upper():  # no letters with case: skip lower(), which copies
+        return ("e.id IN (SELECT rowid FROM entries_fts "
+                "WHERE instr(title, ?) > 0 OR instr(body, ?) > 0)", [text, text])
     needle = _ascii_lower(text)
     return ("e.id IN (SELECT rowid FROM entries_fts "
             "WHERE instr(lower(title), ?) > 0 OR instr(lower(body), ?) > 0)", [needle, needle])
@@ -312,6 +315,33 @@ class SQLiteStore:
                                 kind=row["kind"], detail=row["detail"], id=row["id"])
                     for row in await cur.fetchall()]
 
+    async def last_events(self, kinds: Sequence[str]) -> dict[str, SourceEvent]:
+        marks = ",".join("?" * len(kinds))
+        async with self._errors("read source events"), self._db.execute(
+                f"SELECT * FROM source_events WHERE id IN (SELECT MAX(id) FROM source_events "
+                f"WHERE kind IN ({marks}) GROUP BY source_url)", list(kinds)) as cur:
+            return {row["source_url"]: SourceEvent(
+                source_url=row["source_url"], at=_must_dt(row["at"]), kind=row["kind"],
+                detail=row["detail"], id=row["id"]) for row in await cur.fetchall()}
+
+    async def record_events(self, events: Sequence[SourceEvent]) -> None:
+        async with self._errors("record source events"), self._transaction():
+            await self._db.executemany(
+                "INSERT INTO source_events (source_url, at, kind, detail) VALUES (?,?,?,?)",
+                [(e.source_url, _ts(e.at), e.kind, e.detail) for e in events])
+
+    async def entry_times(self, per_source: int) -> dict[str, list[tuple[datetime, datetime]]]:
+        times: dict[str, list[tuple[datetime, datetime]]] = {}
+        async with self._errors("read entry dates"), self._db.execute(
+                """SELECT source_url, published, first_seen FROM (
+                       SELECT source_url, published, first_seen, ROW_NUMBER() OVER (
+                           PARTITION BY source_url ORDER BY published DESC, id DESC) AS n
+                       FROM entries)
+                   WHERE n <= ? ORDER BY source_url, published DESC""", (per_source,)) as cur:
+            async for row in cur:
+                times.setdefault(row[0], []).append((_must_dt(row[1]), _must_dt(row[2])))
+        return times
+
     async def _known_hashes(self, source_url: str, keys: list[str]) -> dict[str, str]:
         known: dict[str, str] = {}
         for i in range(0, len(keys), _IN_BATCH):
@@ -391,23 +421,26 @@ class SQLiteStore:
                     conditions.append(("NOT " if term.negated else "") + sql)
                     params += param
                 alternatives.append("(" + " AND ".join(conditions) + ")")
-            sql = (f"SELECT * FROM entries e WHERE e.source_url IN (SELECT value FROM json_each(?))"
+            # Ids first, from the covering index, so only the page of full rows is read.
+            sql = (f"WITH hits AS (SELECT e.id, e.published FROM entries e "
+                   f"WHERE e.source_url IN (SELECT value FROM json_each(?))"
                    f"{' AND e.published >= ?' if since else ''} AND ({' OR '.join(alternatives)}) "
-                   "ORDER BY e.published DESC, e.id DESC")
+                   "ORDER BY e.published DESC, e.id DESC LIMIT ?) "
+                   "SELECT entries.* FROM hits JOIN entries ON entries.id = hits.id "
+                   "ORDER BY hits.published DESC, hits.id DESC")
             found: list[StoredEntry] = []
             links: set[str] = set()
+            # Twice the limit: copies of one article through several sources are dropped.
             async with self._db.execute(sql, [json.dumps(urls), *([_ts(since)] if since else []),
-                                              *params]) as cur:
-                async for row in cur:
+                                              *params, limit * 2]) as cur:
+                for row in await cur.fetchall():
                     entry = _entry(row)
                     if entry.canonical_link in links:
                         continue
                     if entry.canonical_link:
                         links.add(entry.canonical_link)
                     found.append(entry)
-                    if len(found) == limit:
-                        break
-            return found
+            return found[:limit]
 
     async def _index_pending(self) -> None:
         """Bring the search index up to date with the entries stored since the last search.
