@@ -378,12 +378,13 @@ async def _filtered(store: Store, flt: EntryFilter, url: str) -> dict[str, int]:
 
 
 def _find_source(config: Config, key: str) -> Source:
-    """The configured source with this URL or name.
+    """The configured source with this URL (or fallback URL) or name.
 
     Raises:
         click.UsageError: none, or several names match.
     """
-    found = config.source(_expand(key.strip(), config))
+    url = _expand(key.strip(), config)
+    found = config.source(url) or next((s for s in config.sources if url in s.fallbacks), None)
     if found is not None:
         return found
     named = [s for s in config.sources if s.name == key]

@@ -68,3 +68,18 @@ def test_every_url_failing_is_one_error(feed_server: FeedServer,
     row = _status(config)
     assert row["status"] == "error" and row["active_url"] is None
     assert "500" in str(row["error"])
+
+
+def test_status_and_remove_find_a_source_by_its_fallback(write_config: Callable[..., Path]
+                                                         ) -> None:
+    a, b = "http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/b.xml"
+    config = write_config([SourceSpec(a), SourceSpec("http://127.0.0.1:9/other.xml")])
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        f"  - url: {a}", f"  - urls: [{a}, {b}]"), encoding="utf-8")
+    shown = run_cli("status", b, "--json", config=config)
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout)["source"]["source"] == a
+    assert run_cli("remove", b, "--yes", config=config).code == 0
+    text = config.read_text(encoding="utf-8")
+    assert a not in text and b not in text and "other.xml" in text
+    assert run_cli("check", config=config).code == 0
