@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import httpx
 import pytest
 
 from feedhub.model import SourceState
@@ -16,6 +17,7 @@ from feedhub.search import Term, entry_text, parse_query
 from feedhub.store import Store
 from tests.conftest import SourceSpec, run_cli
 from tests.feedserver import FeedServer, Route
+from tests.test_server import serving
 from tests.test_store import T0, A, B, entry
 
 SLUG = "zhengquanshibaowang"
@@ -196,7 +198,11 @@ def test_cli_search_and_query_feeds(feed_server: FeedServer, tmp_path: Path,
     # A new matching entry: the query feed follows after the next poll.
     feed_server.set("/stcn.xml", Route(body=_rss([*items, ("a5", "微信支付新规", "<p>支付</p>")])))
     assert run_cli("poll", config=config).code == 0
-    tencent = feedparser.parse((public / "feeds" / "q" / "tencent.atom").read_bytes())
+    with serving(config) as base:
+        served = httpx.get(f"{base}/feeds/q/tencent.atom")
+        assert served.status_code == 200 and served.headers["etag"]
+        assert served.headers["content-type"].startswith("application/atom+xml")
+    tencent = feedparser.parse(served.content)
     assert [e.link for e in tencent.entries] == ["https://news.example.cn/a5.html",
                                                  "https://news.example.cn/a1.html"]
 
