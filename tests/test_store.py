@@ -239,6 +239,19 @@ async def test_put_documents_returns_only_changed(store: Store) -> None:
     assert await store.put_documents([]) == []
 
 
+async def test_document_paths_by_prefix(store: Store) -> None:
+    """document_paths lists stored paths by prefix, sorted, without other documents."""
+    paths = ["feeds/all.atom", "feeds/all/archive/2.atom", "feeds/all/archive/1.atom",
+             "feeds/allé.atom", "index.html"]
+    await store.put_documents([document(p, p.encode()) for p in paths])
+    assert await store.document_paths() == sorted(paths)
+    assert await store.document_paths("feeds/all/archive/") == [
+        "feeds/all/archive/1.atom", "feeds/all/archive/2.atom"]
+    assert await store.document_paths("feeds/all.atom") == ["feeds/all.atom"]
+    assert await store.document_paths("feeds/allé") == ["feeds/allé.atom"]
+    assert await store.document_paths("feeds/none") == []
+
+
 async def test_concurrent_save_poll_all_succeed(store: Store) -> None:
     """Twenty concurrent polls of different sources (and of one source) all land, once each."""
     urls = [f"http://127.0.0.1:9/s{i}.xml" for i in range(20)]

@@ -76,7 +76,7 @@ class Store(Protocol):
     ``source_events``.
     Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
     ``prune``, ``forget_sources``.
-    Documents: ``put_documents``, ``document``, ``documents``.
+    Documents: ``put_documents``, ``document``, ``document_paths``, ``documents``.
     Many nodes: ``claim_sources``, ``release_sources``, ``lock``.
     Copying between stores: ``table_counts``, ``export_entries``, ``import_entries``,
     ``import_sources``, ``export_polls``, ``import_polls``.
@@ -179,10 +179,20 @@ class Store(Protocol):
         """Delete every source not in ``keep``, with its entries. Returns entries deleted."""
 
     async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
-        """Store rendered documents; return those whose bytes changed (as stored)."""
+        """Store rendered documents; return those whose bytes changed (as stored).
+
+        Bytes are compared by ETag, in the database: no stored body is read.
+        """
 
     async def document(self, path: str) -> Document | None:
         """One rendered document by URL path."""
+
+    async def document_paths(self, prefix: str = "") -> list[str]:
+        """The URL paths of the stored documents that start with ``prefix``, sorted.
+
+        Reads no body: for knowing what exists, and for going through every
+        document one at a time (:meth:`document`) without holding them all.
+        """
 
     async def documents(self) -> list[Document]:
         """Every rendered document."""

@@ -433,6 +433,12 @@ class PostgresStore:
                                 (path,))
         return _document(rows[0]) if rows else None
 
+    async def document_paths(self, prefix: str = "") -> list[str]:
+        rows = await self._rows("list documents",
+                                'SELECT path FROM documents WHERE left(path, %s) = %s '
+                                'ORDER BY path COLLATE "C"', (len(prefix), prefix))
+        return [row["path"] for row in rows]
+
     async def documents(self) -> list[Document]:
         rows = await self._rows("read documents", 'SELECT * FROM documents ORDER BY path COLLATE "C"')
         return [_document(row) for row in rows]

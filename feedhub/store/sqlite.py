@@ -119,6 +119,10 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         # Archive id lists by chosen sources, with the store version they were read at.
         self._archive_ids: dict[str, tuple[tuple[int, int], array[int]]] = {}
+        # Rows written by put_documents on this connection: they never change an
+        # archive, so they must not invalidate the id lists (rendering stores pages
+        # between reading them).
+        self._document_changes = 0
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -384,7 +388,7 @@ class SQLiteStore:
         async with self._db.execute("PRAGMA data_version") as cur:
             row = await cur.fetchone()
         # data_version moves on other connections' commits, total_changes on ours.
-        version = (int(row[0]) if row else 0, self._db.total_changes)
+        version = (int(row[0]) if row else 0, self._db.total_changes - self._document_changes)
         cached = self._archive_ids.get(chosen)
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -513,22 +517,29 @@ class SQLiteStore:
 
     async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
         docs = list(documents)
-        changed: list[Document] = []
+        if not docs:
+            return []
         async with self._errors("store rendered documents"), self._transaction():
-            for doc in docs:
+            # Unchanged bytes (same ETag) are not written: the stored time stays.
+            known: dict[str, str] = {}
+            paths = [doc.path for doc in docs]
+            for i in range(0, len(paths), _IN_BATCH):
+                batch = paths[i:i + _IN_BATCH]
                 async with self._db.execute(
-                        "SELECT etag FROM documents WHERE path = ?", (doc.path,)) as cur:
-                    row = await cur.fetchone()
-                if row is not None and row[0] == doc.etag:
-                    continue
-                await self._db.execute(
-                    """INSERT INTO documents (path, body, content_type, etag, modified)
-                       VALUES (?,?,?,?,?)
-                       ON CONFLICT (path) DO UPDATE SET body=excluded.body,
-                           content_type=excluded.content_type, etag=excluded.etag,
-                           modified=excluded.modified""",
-                    (doc.path, doc.body, doc.content_type, doc.etag, _ts(doc.modified)))
-                changed.append(doc)
+                        f"SELECT path, etag FROM documents WHERE path IN ({','.join('?' * len(batch))})",
+                        batch) as cur:
+                    known.update({row[0]: row[1] for row in await cur.fetchall()})
+            changed = [doc for doc in docs if known.get(doc.path) != doc.etag]
+            before = self._db.total_changes
+            await self._db.executemany(
+                """INSERT INTO documents (path, body, content_type, etag, modified)
+                   VALUES (?,?,?,?,?)
+                   ON CONFLICT (path) DO UPDATE SET body=excluded.body,
+                       content_type=excluded.content_type, etag=excluded.etag,
+                       modified=excluded.modified""",
+                [(doc.path, doc.body, doc.content_type, doc.etag, _ts(doc.modified))
+                 for doc in changed])
+            self._document_changes += self._db.total_changes - before
         return changed
 
     async def document(self, path: str) -> Document | None:
@@ -536,6 +547,13 @@ class SQLiteStore:
                 "SELECT * FROM documents WHERE path = ?", (path,)) as cur:
             row = await cur.fetchone()
         return _document(row) if row else None
+
+    async def document_paths(self, prefix: str = "") -> list[str]:
+        # Answered from the primary key's index: no row (and so no body) is read.
+        async with self._errors("list documents"), self._db.execute(
+                "SELECT path FROM documents WHERE substr(path, 1, ?) = ? ORDER BY path",
+                (len(prefix), prefix)) as cur:
+            return [row[0] for row in await cur.fetchall()]
 
     async def documents(self) -> list[Document]:
         async with self._errors("read documents"), self._db.execute(
