@@ -152,7 +152,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
         slugs = changed_categories(config, outcomes)
         if await record_quiet(store, config, utcnow()):
             slugs.add("_health")
-        if slugs or await store.document("feeds/all.atom") is None:
+        if slugs or not await store.document_paths("feeds/all.atom"):
             changed = await republish(store, config, slugs or None, config.public_dir)
             await announce_now(config, changed)
         return outcomes
@@ -176,14 +176,14 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
 @_handles_errors
 def build(ctx: click.Context, out_dir: Path | None) -> None:
     """Render every output from the store into a folder, each file atomically."""
-    from feedhub.publish.static import write_documents
+    from feedhub.publish.static import write_stored
 
     config = _config(ctx)
     target = out_dir or config.public_dir
 
     async def work(store: Store) -> int:
         await republish(store, config)
-        return write_documents(await store.documents(), target)
+        return await write_stored(store, await store.document_paths(), target)
 
     count = _run(_with_store(config, work))
     click.echo(f"wrote {count} files to {target}")
@@ -208,7 +208,7 @@ def serve_command(ctx: click.Context, listen: str | None) -> None:
     host, port = _listen(listen, config)
 
     async def work(store: Store) -> None:
-        if await store.document("feeds/all.atom") is None:
+        if not await store.document_paths("feeds/all.atom"):
             await republish(store, config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

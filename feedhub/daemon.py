@@ -37,7 +37,7 @@ from feedhub.pipeline import (
     republish,
 )
 from feedhub.policy import first_poll_at
-from feedhub.publish.static import write_documents
+from feedhub.publish.static import write_stored
 from feedhub.publish.websub import WebSubPublisher
 from feedhub.schedule import Jobs, Scheduler
 from feedhub.server import HttpServer, create_app
@@ -207,8 +207,8 @@ class Daemon:
         try:
             # After a failed write (disk full…) every file is rewritten, not just the
             # changed ones: the store already holds the new bytes.
-            write_documents(await self.store.documents() if self._public_stale else changed,
-                            self.config.public_dir)
+            await write_stored(self.store, await self.store.document_paths()
+                               if self._public_stale else changed, self.config.public_dir)
             self._public_stale = False
         except FeedhubError as e:
             if not self._public_stale:
@@ -365,7 +365,8 @@ class Daemon:
             # Everything, not just what is missing: a crash may have come between
             # storing entries and republishing them, or between storing and writing files.
             await republish(self.store, self.config)
-            write_documents(await self.store.documents(), self.config.public_dir)
+            await write_stored(self.store, await self.store.document_paths(),
+                               self.config.public_dir)
             host, port = self.options.listen or (self.config.listen_host, self.config.listen_port)
             server = HttpServer(create_app(self.store, self.health), host, port)
             await server.start()

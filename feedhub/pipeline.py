@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -322,15 +322,42 @@ def changed_categories(config: Config, outcomes: Iterable[PollOutcome]) -> set[s
     return (slugs | {"all"} if slugs else set()) | health
 
 
+#: Rendered bytes stored (and written) at once by :func:`republish`: bounds its memory
+#: whatever the number of archive pages, while keeping transactions few.
+REPUBLISH_BATCH_BYTES = 4 << 20
+
+
 async def republish(store: Store, config: Config, slugs: Iterable[str] | None = None,
-                    out_dir: Path | None = None) -> list[Document]:
+                    out_dir: Path | None = None) -> list[str]:
     """Render ``slugs`` (default: everything), store what changed, write it to ``out_dir``.
+
+    Documents are stored (and written) in small batches as they are rendered, so
+    memory does not grow with the number of pages. Returns the paths of the
+    documents whose bytes changed, in rendering order. A file that cannot be
+    written does not stop the rest from being rendered and stored.
 
     Raises:
         StoreError, PublishError: the store or the disk failed.
     """
-    from feedhub.publish.static import write_documents
+    from feedhub.publish.static import PublishError, write_documents
     from feedhub.render import render
+
+    changed: list[str] = []
+    unwritten: PublishError | None = None
+    batch: list[Document] = []
+    size = 0
+
+    async def flush() -> None:
+        nonlocal unwritten, size
+        stored = await store.put_documents(batch)
+        changed.extend(doc.path for doc in stored)
+        if out_dir is not None and unwritten is None:
+            try:
+                write_documents(stored, out_dir)
+            except PublishError as e:
+                unwritten = e
+        batch.clear()
+        size = 0
 
     # One render at a time among nodes sharing the store, so an older render never
     # overwrites a newer one, and only the node whose bytes changed the store reports
@@ -338,11 +365,18 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     async with store.lock("republish", wait=True):
         if slugs is not None:
             # Also any feed never rendered (a new category): pages and OPML link to it.
+            existing = set(await store.document_paths("feeds/"))
             slugs = set(slugs) | {slug for slug in ("all", *config.categories)
-                                  if await store.document(f"feeds/{slug}.atom") is None}
-        changed = await store.put_documents(await render(store, config, slugs))
-    if out_dir is not None:
-        write_documents(changed, out_dir)
+                                  if f"feeds/{slug}.atom" not in existing}
+        async with aclosing(render(store, config, slugs)) as docs:
+            async for doc in docs:
+                batch.append(doc)
+                size += len(doc.body)
+                if size >= REPUBLISH_BATCH_BYTES:
+                    await flush()
+        await flush()
+    if unwritten is not None:
+        raise unwritten
     return changed
 
 

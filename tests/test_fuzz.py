@@ -90,7 +90,7 @@ async def _round_trip(body: bytes, content_type: str, root: Path) -> None:
     store = await open_store(config.store_path)
     try:
         await store.save_poll(SourceState(url=SOURCE), entries, SEEN)
-        for doc in await render(store, config):
+        async for doc in render(store, config):
             if doc.path.endswith((".atom", ".rss", ".xml")):
                 etree.fromstring(doc.body)
             elif doc.path.endswith(".json"):

@@ -104,7 +104,7 @@ async def build(write_config: Callable[..., Path], max_entries: int = 50) -> Ren
                                (C, C_ENTRIES, "https://other.example.com/")):
         await store.save_poll(SourceState(url=url, feed_title="源标题", feed_link=link), entries, seen)
         seen += timedelta(minutes=1)
-    docs = {d.path: d for d in await render(store, config)}
+    docs = {d.path: d async for d in render(store, config)}
     return Rendered(config=config, store=store, docs=docs)
 
 
@@ -218,7 +218,7 @@ def test_atom_keeps_absolute_iri_id(rendered: Rendered) -> None:
 async def test_atom_id_of_plain_guid_is_stable_urn_uuid(rendered: Rendered) -> None:
     """A guid like NW202205062370666142 becomes a stable urn:uuid: id in Atom."""
     first = entry_by_title(atom_entries(rendered.docs[f"feeds/{SLUG}.atom"]), SEED_TITLE)
-    again = {d.path: d for d in await render(rendered.store, rendered.config)}
+    again = {d.path: d async for d in render(rendered.store, rendered.config)}
     second = entry_by_title(atom_entries(again[f"feeds/{SLUG}.atom"]), SEED_TITLE)
     atom_id = first.findtext("a:id", namespaces=NS)
     assert atom_id is not None and atom_id.startswith("urn:uuid:")
@@ -327,7 +327,7 @@ async def test_max_entries_respected(write_config: Callable[..., Path]) -> None:
 
 async def test_render_is_deterministic(rendered: Rendered) -> None:
     """Rendering the same store twice gives the same bytes and ETags."""
-    again = {d.path: d for d in await render(rendered.store, rendered.config)}
+    again = {d.path: d async for d in render(rendered.store, rendered.config)}
     assert set(again) == set(rendered.docs)
     for path, doc in rendered.docs.items():
         assert again[path].body == doc.body, path

@@ -6,9 +6,13 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feedhub.errors import FeedhubError
 from feedhub.model import Document
+
+if TYPE_CHECKING:
+    from feedhub.store import Store
 
 
 class PublishError(FeedhubError):
@@ -43,4 +47,21 @@ def write_documents(documents: Iterable[Document], out_dir: Path) -> int:
         except OSError as e:
             raise PublishError(f"cannot write {target}") from e
         count += 1
+    return count
+
+
+async def write_stored(store: Store, paths: Iterable[str], out_dir: Path) -> int:
+    """Write the stored documents at ``paths`` to ``out_dir``, one body in memory at a time.
+
+    A path no longer stored is skipped. Returns how many files were written.
+
+    Raises:
+        StoreError: the store cannot be read.
+        PublishError: a file could not be written (the previous version stays).
+    """
+    count = 0
+    for path in paths:
+        doc = await store.document(path)
+        if doc is not None:
+            count += write_documents([doc], out_dir)
     return count

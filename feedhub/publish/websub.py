@@ -17,7 +17,6 @@ import httpx
 
 from feedhub.config import Config
 from feedhub.fetch import user_agent
-from feedhub.model import Document
 
 log = logging.getLogger("feedhub.websub")
 
@@ -25,15 +24,16 @@ log = logging.getLogger("feedhub.websub")
 _TOPIC_SUFFIXES = (".atom", ".rss", ".json")
 
 
-def topics(base_url: str, changed: Iterable[Document]) -> list[str]:
-    """The feed URLs among ``changed`` documents that subscribers follow."""
-    return [f"{base_url}{d.path}" for d in changed
-            if d.path.startswith("feeds/") and "/archive/" not in d.path
-            and d.path.endswith(_TOPIC_SUFFIXES)]
+def topics(base_url: str, changed: Iterable[str]) -> list[str]:
+    """The feed URLs among ``changed`` document paths that subscribers follow."""
+    return [f"{base_url}{path}" for path in changed
+            if path.startswith("feeds/") and "/archive/" not in path
+            and path.endswith(_TOPIC_SUFFIXES)]
 
 
-async def announce_now(config: Config, changed: Iterable[Document], timeout: float = 15.0) -> None:
-    """Ping the configured hubs about ``changed`` feeds and wait (bounded) for it."""
+async def announce_now(config: Config, changed: Iterable[str], timeout: float = 15.0) -> None:
+    """Ping the configured hubs about the ``changed`` feeds (document paths) and wait
+    (bounded) for it."""
     if not config.site.websub_hubs:
         return
     async with WebSubPublisher(config.site.websub_hubs, config.site.base_url, attempts=3,
@@ -74,8 +74,8 @@ class WebSubPublisher:
         if self._client is not None:
             await self._client.aclose()
 
-    def announce(self, changed: Iterable[Document]) -> None:
-        """Queue pings for the feeds among ``changed``; returns at once."""
+    def announce(self, changed: Iterable[str]) -> None:
+        """Queue pings for the feeds among ``changed`` document paths; returns at once."""
         for topic in topics(self._base_url, changed):
             for hub in self.hubs:
                 self._queue.put_nowait((hub, topic, 1))

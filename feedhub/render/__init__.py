@@ -1,13 +1,14 @@
 """Render outputs from the store: :func:`render`.
 
-Takes the configuration and the store's entries, returns :class:`Document`
-values; it never writes anywhere (see :mod:`feedhub.publish`).
+Takes the configuration and the store's entries, yields :class:`Document`
+values one at a time (a full build has thousands of archive pages, which must
+not all be held at once); it never writes anywhere (see :mod:`feedhub.publish`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -81,10 +82,12 @@ async def search_kept(store: Store, config: Config, search: SavedSearch, limit: 
 
 
 async def render(store: Store, config: Config, slugs: Iterable[str] | None = None
-                 ) -> list[Document]:
+                 ) -> AsyncGenerator[Document, None]:
     """Render the feeds of ``slugs`` (default: every category and ``all``) and the pages.
 
-    With ``slugs`` given, only the newest archive pages of those feeds are rendered
+    Documents are yielded as they are rendered, so a caller storing each (or each
+    small batch) before asking for the next holds only a few in memory. With
+    ``slugs`` given, only the newest archive pages of those feeds are rendered
     (older pages are full and do not change); without, every page is.
 
     Raises:
@@ -96,7 +99,6 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
     infos = _source_infos(config, await store.source_states())
     labels = {s.url: config.categories[s.category].title for s in config.sources}
     flt = config.entry_filter()
-    docs: list[Document] = []
     for slug in wanted:
         if slug == "all":
             title, description, home = site.title, site.title, site.base_url
@@ -110,13 +112,15 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
         spec = FeedSpec(stem=f"feeds/{slug}", title=title, description=description,
                         home_url=home, base_url=site.base_url, timezone=site.timezone,
                         labels=labels, sources=infos, hubs=site.websub_hubs)
-        docs += await _archive(store, config, spec, urls, full, flt)
+        async for doc in _archive(store, config, spec, urls, full, flt):
+            yield doc
     if full or "all" in wanted:  # "all" changes whenever any entry does
         for search in config.queries.values():
-            docs += await _search_feed(store, config, search, infos, flt)
-    docs += await _pages(store, config, infos, flt)
-    docs.append(await _health(store, config, infos))
-    return docs
+            for doc in await _search_feed(store, config, search, infos, flt):
+                yield doc
+    for doc in await _pages(store, config, infos, flt):
+        yield doc
+    yield await _health(store, config, infos)
 
 
 async def _health(store: Store, config: Config, infos: dict[str, SourceInfo]) -> Document:
@@ -154,7 +158,7 @@ def archive_path(slug: str, page: int) -> str:
 
 
 async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str],
-                   full: bool, flt: EntryFilter) -> list[Document]:
+                   full: bool, flt: EntryFilter) -> AsyncGenerator[Document, None]:
     """A feed's subscription documents and its RFC 5005 archive pages.
 
     Archive pages hold ``max_entries`` stored entries each in storage order, so a full
@@ -170,13 +174,16 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
         current=None, next_archive=None,
         prev_archive=f"{base}{archive_path(slug, pages)}" if pages else None))
     entries = await latest_kept(store, urls, size, flt)
-    docs = [_document(f"{spec.stem}.atom", render_atom(current, entries)),
-            _document(f"{spec.stem}.rss", render_rss(spec, entries)),
-            _document(f"{spec.stem}.json", render_json(spec, entries))]
+    yield _document(f"{spec.stem}.atom", render_atom(current, entries))
+    yield _document(f"{spec.stem}.rss", render_rss(spec, entries))
+    yield _document(f"{spec.stem}.json", render_json(spec, entries))
+    # Older pages are full and unchanged, unless never rendered (a backfill): which
+    # are stored is one query on paths, not a read of every page's body.
+    stored = set() if full or pages < 3 else set(
+        await store.document_paths(f"feeds/{slug}/archive/"))
     for page in range(1, pages + 1):
         path = archive_path(slug, page)
-        # Older pages are full and unchanged, unless never rendered (a backfill).
-        if not full and page < pages - 1 and await store.document(path) is not None:
+        if not full and page < pages - 1 and path in stored:
             continue
         links = ArchiveLinks(
             current=f"{base}{spec.stem}.atom",
@@ -186,8 +193,7 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
         newest_first = sorted(page_entries, key=lambda e: (e.published, e.first_seen), reverse=True)
         page_spec = replace(spec, stem=path.removesuffix(".atom"), archive=links,
                             title=f"{spec.title} · 存档 {page}")
-        docs.append(_document(path, render_atom(page_spec, newest_first)))
-    return docs
+        yield _document(path, render_atom(page_spec, newest_first))
 
 
 async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo],

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from feedhub.model import Document
 from feedhub.store.base import Store
 
 #: Tables in the order they are copied (and counted).
 TABLES = ("sources", "entries", "documents", "polls")
+#: Rendered bytes copied in one batch, at most (archive pages are large).
+_DOCUMENT_BYTES = 8 << 20
 
 Progress = Callable[[str, int], None]
 
@@ -55,10 +58,22 @@ async def copy_store(source: Store, target: Store, *, batch: int = 1000,
             break
         await target.import_entries(records)
         done("entries", len(records))
-    documents = await source.documents()
-    for i in range(0, len(documents), batch):
-        await target.put_documents(documents[i:i + batch])
-        done("documents", len(documents[i:i + batch]))
+    # Documents one at a time: archive pages add up to far more than memory should hold.
+    pending: list[Document] = []
+    size = 0
+    for path in await source.document_paths():
+        doc = await source.document(path)
+        if doc is None:
+            continue
+        pending.append(doc)
+        size += len(doc.body)
+        if len(pending) >= batch or size >= _DOCUMENT_BYTES:
+            await target.put_documents(pending)
+            done("documents", len(pending))
+            pending, size = [], 0
+    if pending:
+        await target.put_documents(pending)
+        done("documents", len(pending))
     cursor = 0
     while True:
         polls, cursor = await source.export_polls(cursor, batch)
