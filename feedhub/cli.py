@@ -14,47 +14,29 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from feedhub import __version__
 from feedhub.config import DEFAULT_PATH, Config, SavedSearch, Source, load_config
-from feedhub.demo import DemoInfo
-from feedhub.discover import Discovery, Probe, discover
-from feedhub.edit import (
-    Edit,
-    NewCategory,
-    NewSource,
-    read_text,
-    write_atomically,
-    write_bytes_atomically,
-)
-from feedhub.edit import add as add_to_config
-from feedhub.edit import remove as remove_from_config
 from feedhub.errors import ConfigError, FeedhubError
-from feedhub.fetch import Fetcher, limits_for
-from feedhub.filters import EntryFilter
 from feedhub.log import setup_logging
-from feedhub.model import PollOutcome, SourceState, StoredEntry, utcnow
-from feedhub.opml import ExportFeed, plan_import, read_opml, write_opml
-from feedhub.pidfile import reload_daemon
-from feedhub.pipeline import Deps, apply_retention, changed_categories, poll_sources, record_quiet, republish
-from feedhub.publish.websub import announce_now
-from feedhub.report import (
-    PollProgress,
-    StatusRow,
-    describe_outcome,
-    make_console,
-    poll_total,
-    render_history,
-    render_poll_summary,
-    render_status,
-)
-from feedhub.search import parse_query
-from feedhub.server import create_app, serve
-from feedhub.store import Store, open_store
-from feedhub.store.base import POLL_HISTORY, PollRecord
+from feedhub.model import SourceState, utcnow
+from feedhub.store.base import POLL_HISTORY
+
+# Each command imports what only it needs (the HTTP client, the parser, the renderer,
+# the server, rich…) when it runs: `feedhub --help`, `check` or a poll of 304s should
+# not pay for every other command's libraries.
+if TYPE_CHECKING:
+    from feedhub.demo import DemoInfo
+    from feedhub.discover import Discovery, Probe
+    from feedhub.edit import Edit, NewCategory
+    from feedhub.filters import EntryFilter
+    from feedhub.model import PollOutcome, StoredEntry
+    from feedhub.report import StatusRow
+    from feedhub.store import Store
+    from feedhub.store.base import PollRecord
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -88,6 +70,8 @@ def _config(ctx: click.Context) -> Config:
 
 
 async def _with_store(config: Config, work: Callable[[Store], Awaitable[T]]) -> T:
+    from feedhub.store import open_store
+
     store = await open_store(config.store_url, pool_size=config.storage.pool_size)
     try:
         return await work(store)
@@ -133,6 +117,17 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
     On a terminal: a progress bar, then a table of what changed or failed.
     Otherwise: one line per source and a total.
     """
+    from feedhub.fetch import Fetcher, limits_for
+    from feedhub.pipeline import Deps, changed_categories, parse_pool, poll_sources, record_quiet, republish
+    from feedhub.publish.websub import announce_now
+    from feedhub.report import (
+        PollProgress,
+        describe_outcome,
+        make_console,
+        poll_total,
+        render_poll_summary,
+    )
+
     config = _config(ctx)
     sources = config.sources
     if source_url is not None:
@@ -141,8 +136,6 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
             raise click.UsageError(f"no source with URL {source_url} in {config.path}")
 
     async def work(store: Store) -> list[PollOutcome]:
-        from feedhub.pipeline import parse_pool
-
         # Parsing runs in a process per core; the pool is gone before republishing.
         with parse_pool() as executor:
             async with Fetcher(config.site.base_url, limits_for(config.fetch)) as fetcher:
@@ -176,6 +169,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
 @_handles_errors
 def build(ctx: click.Context, out_dir: Path | None) -> None:
     """Render every output from the store into a folder, each file atomically."""
+    from feedhub.pipeline import republish
     from feedhub.publish.static import write_stored
 
     config = _config(ctx)
@@ -204,6 +198,9 @@ def _listen(value: str | None, config: Config) -> tuple[str, int]:
 @_handles_errors
 def serve_command(ctx: click.Context, listen: str | None) -> None:
     """Serve the outputs over HTTP, without polling."""
+    from feedhub.pipeline import republish
+    from feedhub.server import create_app, run_loop, serve
+
     config = _config(ctx)
     host, port = _listen(listen, config)
 
@@ -216,8 +213,6 @@ def serve_command(ctx: click.Context, listen: str | None) -> None:
             loop.add_signal_handler(sig, stop.set)
         click.echo(f"serving {config.site.title} on http://{host}:{port}/", err=True)
         await serve(create_app(store), host, port, stop)
-
-    from feedhub.server import run_loop
 
     run_loop(_with_store(config, work))
 
@@ -259,6 +254,8 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
     Failing and gone sources are highlighted. With URL|NAME, that source's
     details and its last polls (up to 50 are kept) instead.
     """
+    from feedhub.report import StatusRow, make_console, render_history, render_status
+
     config = _config(ctx)
     if slug is not None and slug not in config.categories:
         raise click.BadParameter(f"no category {slug!r} in {config.path}; use one of: "
@@ -317,6 +314,8 @@ def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...], s
     has an exclusion: feedhub search '腾讯 -广告'. Entries the filters drop are
     not shown, as they are not republished.
     """
+    from feedhub.search import parse_query
+
     config = _config(ctx)
     text = " ".join(query)
     try:
@@ -453,6 +452,8 @@ def _add_category(config: Config, slug: str | None, new_slug: str | None,
         if not label:
             raise _Refused(f"--new-category {new_slug} needs --label, the label its entries are "
                            "tagged with (e.g. --label 证券时报网新闻)")
+        from feedhub.edit import NewCategory
+
         return new_slug, NewCategory(slug=new_slug, title=label)
     choices = ", ".join(f"{c.slug} ({c.title})" for c in config.categories.values())
     if slug is not None:
@@ -537,6 +538,8 @@ def _apply(config: Config, old_text: str, edit: Edit, yes: bool, verb: str) -> b
     for line in edit.lines:
         click.echo(click.style(("+ " if verb == "Adding to" else "- ") + line,
                                fg="green" if verb == "Adding to" else "red"))
+    from feedhub.edit import write_atomically
+
     if not yes and _interactive() and not click.confirm("Write this change?", default=True):
         click.echo("Nothing written.")
         return False
@@ -545,11 +548,15 @@ def _apply(config: Config, old_text: str, edit: Edit, yes: bool, verb: str) -> b
 
 
 def _reload_daemon(config: Config) -> None:
+    from feedhub.pidfile import reload_daemon
+
     click.echo(reload_daemon(config.site.data_dir).message)
 
 
 def _edit(config: Config, make: Callable[[str], Edit]) -> tuple[str, Edit]:
     """The file's text and the edit ``make`` derives from it; an invalid result is refused."""
+    from feedhub.edit import read_text
+
     text = read_text(config.path)
     try:
         return text, make(text)
@@ -590,6 +597,11 @@ def add_command(ctx: click.Context, url: str, slug: str | None, new_slug: str | 
     comment and line of the file kept. Duplicates and unknown categories are
     refused (exit 2). A running daemon is told to reload.
     """
+    from feedhub.discover import discover
+    from feedhub.edit import NewSource
+    from feedhub.edit import add as add_to_config
+    from feedhub.fetch import Fetcher, limits_for
+
     config = _config(ctx)
     _refuse_duplicate(config, url)
     category, new_category = _add_category(config, slug, new_slug, label)
@@ -633,6 +645,8 @@ def remove_command(ctx: click.Context, source: str, yes: bool) -> None:
     The source is found by its URL or its name. Its stored entries stay until
     `feedhub prune --orphans`; a running daemon is told to reload.
     """
+    from feedhub.edit import remove as remove_from_config
+
     config = _config(ctx)
     try:
         found = _find_source(config, source)
@@ -675,6 +689,10 @@ def import_opml_command(ctx: click.Context, file: Path, slug: str | None, label:
     listed. The feeds are not fetched: `feedhub poll` reports any that fail.
     A running daemon is told to reload.
     """
+    from feedhub.edit import add as add_to_config
+    from feedhub.edit import write_atomically
+    from feedhub.opml import plan_import, read_opml
+
     config = _config(ctx)
     if label is not None and slug is None:
         raise _Refused("--label titles the category given with --category")
@@ -731,6 +749,9 @@ def export_opml_command(ctx: click.Context, output: Path | None, slug: str | Non
     when the sources have been polled. This is the list of sources feedhub
     follows; /opml.xml on the server lists the feeds it republishes.
     """
+    from feedhub.edit import write_bytes_atomically
+    from feedhub.opml import ExportFeed, write_opml
+
     config = _config(ctx)
     if slug is not None and slug not in config.categories:
         raise click.BadParameter(f"no category {slug!r} in {config.path}", param_hint="--category")
@@ -822,6 +843,8 @@ def _show_demo(info: DemoInfo) -> None:
 @_handles_errors
 def prune(ctx: click.Context, orphans: bool) -> None:
     """Apply the retention settings now (and forget removed sources with --orphans)."""
+    from feedhub.pipeline import apply_retention, republish
+
     config = _config(ctx)
 
     async def work(store: Store) -> tuple[int, int]:
@@ -878,7 +901,8 @@ def migrate_store(source_url: str, target_url: str, batch: int) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from feedhub.store import sqlite_path
+    from feedhub.report import make_console
+    from feedhub.store import open_store, sqlite_path
     from feedhub.store.transfer import TABLES, copy_store
 
     if source_url == target_url:

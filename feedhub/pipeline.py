@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from feedhub.config import Config, Source
-from feedhub.discover import alternate_links
 from feedhub.errors import SourceError
 from feedhub.fetch import Fetcher
 from feedhub.health import QUIET_KINDS, RHYTHM_ENTRIES, quiet_changes, state_change
@@ -221,6 +220,8 @@ def _parse_job(fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
 def _explain(fetched: FetchResult) -> str | None:
     """The fetch's error, with the feeds an HTML page links to when it is one."""
     if fetched.status is FetchStatus.NOT_A_FEED and fetched.body:
+        from feedhub.discover import alternate_links  # imports the parser: only when needed
+
         links = [url for url, _ in alternate_links(fetched.body, fetched.url,
                                                   fetched.headers.get("content-type", ""))]
         if links:
