@@ -119,10 +119,10 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         # Archive id lists by chosen sources, with the store version they were read at.
         self._archive_ids: dict[str, tuple[tuple[int, int], array[int]]] = {}
-        # Rows written by put_documents on this connection: they never change an
-        # archive, so they must not invalidate the id lists (rendering stores pages
-        # between reading them).
-        self._document_changes = 0
+        # Transactions on this connection that wrote entries (committed or not): the
+        # archive id lists depend on nothing else written here. Documents in particular
+        # are stored between reads of the same archive while it is rendered.
+        self._entry_writes = 0
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -171,7 +171,8 @@ class SQLiteStore:
             await db.execute(statement)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
+    async def _transaction(self, *, entries: bool = False) -> AsyncIterator[None]:
+        """One write transaction; ``entries``: it may change the entries table."""
         async with self._write_lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -179,7 +180,11 @@ class SQLiteStore:
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            else:
+                await self._db.execute("COMMIT")
+            finally:
+                # After the end: an archive read during the transaction is not kept.
+                self._entry_writes += entries
 
     @asynccontextmanager
     async def _errors(self, doing: str) -> AsyncIterator[None]:
@@ -242,7 +247,8 @@ class SQLiteStore:
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
                         seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
-        async with self._errors(f"save the poll of {state.url}"), self._transaction():
+        async with self._errors(f"save the poll of {state.url}"), \
+                self._transaction(entries=bool(entries)):
             await self._db.execute(
                 """INSERT INTO sources (url, etag, last_modified, body_hash, feed_title, feed_link,
                        last_poll_at, last_success_at, last_status, http_status, error, failures,
@@ -387,8 +393,8 @@ class SQLiteStore:
         """The deduplicated ids of an archive in storage order, read once per store change."""
         async with self._db.execute("PRAGMA data_version") as cur:
             row = await cur.fetchone()
-        # data_version moves on other connections' commits, total_changes on ours.
-        version = (int(row[0]) if row else 0, self._db.total_changes - self._document_changes)
+        # data_version moves on other connections' commits, _entry_writes on ours.
+        version = (int(row[0]) if row else 0, self._entry_writes)
         cached = self._archive_ids.get(chosen)
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -471,7 +477,7 @@ class SQLiteStore:
 
     async def prune(self, *, older_than: datetime | None, keep_per_source: int | None) -> int:
         # rowcount, not total_changes: the search index's triggers change rows too.
-        async with self._errors("prune entries"), self._transaction():
+        async with self._errors("prune entries"), self._transaction(entries=True):
             deleted = 0
             if older_than is not None:
                 async with self._db.execute("DELETE FROM entries WHERE published < ?",
@@ -489,7 +495,7 @@ class SQLiteStore:
             return deleted
 
     async def forget_sources(self, keep: Iterable[str]) -> int:
-        async with self._errors("forget sources"), self._transaction():
+        async with self._errors("forget sources"), self._transaction(entries=True):
             await self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_urls (url TEXT PRIMARY KEY)")
             await self._db.execute("DELETE FROM keep_urls")
             await self._db.executemany("INSERT OR IGNORE INTO keep_urls VALUES (?)",
@@ -530,7 +536,6 @@ class SQLiteStore:
                         batch) as cur:
                     known.update({row[0]: row[1] for row in await cur.fetchall()})
             changed = [doc for doc in docs if known.get(doc.path) != doc.etag]
-            before = self._db.total_changes
             await self._db.executemany(
                 """INSERT INTO documents (path, body, content_type, etag, modified)
                    VALUES (?,?,?,?,?)
@@ -539,7 +544,6 @@ class SQLiteStore:
                        modified=excluded.modified""",
                 [(doc.path, doc.body, doc.content_type, doc.etag, _ts(doc.modified))
                  for doc in changed])
-            self._document_changes += self._db.total_changes - before
         return changed
 
     async def document(self, path: str) -> Document | None:
@@ -625,7 +629,7 @@ class SQLiteStore:
         return records, int(rows[-1]["id"]) if rows else after
 
     async def import_entries(self, records: Sequence[EntryRecord]) -> None:
-        async with self._errors("import entries"), self._transaction():
+        async with self._errors("import entries"), self._transaction(entries=True):
             await self._db.executemany(
                 """INSERT INTO entries (source_url, key, guid, link, canonical_link, title,
                        content_html, published, first_seen, updated, authors, categories,
