@@ -333,9 +333,10 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     """Render ``slugs`` (default: everything), store what changed, write it to ``out_dir``.
 
     Documents are stored (and written) in small batches as they are rendered, so
-    memory does not grow with the number of pages. Returns the paths of the
-    documents whose bytes changed, in rendering order. A file that cannot be
-    written does not stop the rest from being rendered and stored.
+    memory does not grow with the number of pages; one batch is stored and written
+    while the next is rendered. Returns the paths of the documents whose bytes
+    changed, in rendering order. A file that cannot be written does not stop the
+    rest from being rendered and stored.
 
     Raises:
         StoreError, PublishError: the store or the disk failed.
@@ -344,21 +345,17 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     from feedhub.render import render
 
     changed: list[str] = []
-    unwritten: PublishError | None = None
-    batch: list[Document] = []
-    size = 0
+    unwritten: list[PublishError] = []
 
-    async def flush() -> None:
-        nonlocal unwritten, size
+    async def keep(batch: list[Document]) -> None:
         stored = await store.put_documents(batch)
         changed.extend(doc.path for doc in stored)
-        if out_dir is not None and unwritten is None:
+        if out_dir is not None and not unwritten:
             try:
-                write_documents(stored, out_dir)
+                # In a thread: fsync waits for the disk, rendering need not.
+                await asyncio.to_thread(write_documents, stored, out_dir)
             except PublishError as e:
-                unwritten = e
-        batch.clear()
-        size = 0
+                unwritten.append(e)
 
     # One render at a time among nodes sharing the store, so an older render never
     # overwrites a newer one, and only the node whose bytes changed the store reports
@@ -369,15 +366,28 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
             existing = set(await store.document_paths("feeds/"))
             slugs = set(slugs) | {slug for slug in ("all", *config.categories)
                                   if f"feeds/{slug}.atom" not in existing}
-        async with aclosing(render(store, config, slugs)) as docs:
-            async for doc in docs:
-                batch.append(doc)
-                size += len(doc.body)
-                if size >= REPUBLISH_BATCH_BYTES:
-                    await flush()
-        await flush()
-    if unwritten is not None:
-        raise unwritten
+        batch: list[Document] = []
+        size = 0
+        keeping: asyncio.Task[None] | None = None
+        try:
+            async with aclosing(render(store, config, slugs)) as docs:
+                async for doc in docs:
+                    batch.append(doc)
+                    size += len(doc.body)
+                    if size >= REPUBLISH_BATCH_BYTES:
+                        if keeping is not None:
+                            await keeping  # at most two batches in memory
+                        keeping = asyncio.create_task(keep(batch))
+                        batch, size = [], 0
+            if keeping is not None:
+                await keeping
+            await keep(batch)
+        finally:
+            if keeping is not None and not keeping.done():
+                # Rendering failed: the batch being stored still completes.
+                await asyncio.gather(keeping, return_exceptions=True)
+    if unwritten:
+        raise unwritten[0]
     return changed
 
 
