@@ -44,6 +44,9 @@ class ConfigError(FeedhubError, ValueError):
         self.issues = tuple(issues)
         super().__init__("\n".join(str(i) for i in issues))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[ConfigIssue]]]:
+        return type(self), (list(self.issues),)
+
 
 class SourceError(FeedhubError):
     """Something went wrong with one source; carries its URL."""
@@ -52,6 +55,12 @@ class SourceError(FeedhubError):
         self.url = url
         self.message = message
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[SourceError], tuple[str, str]]:
+        # A parse worker sends its error back pickled; by default it would be rebuilt
+        # from args alone (the message), which fails, and the process pool then
+        # takes that for a dead worker.
+        return type(self), (self.url, self.message)
 
 
 class FetchError(SourceError):

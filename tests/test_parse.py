@@ -409,3 +409,25 @@ def test_relative_links_resolve_against_feed_url(feed_server: FeedServer) -> Non
     assert f'src="{root}/img/1.png"' in first.content_html
     assert f'src="{root}/feeds/img/2.png"' in second.content_html
     assert f'href="{root}/news/1.html"' in second.content_html
+
+
+def test_parse_errors_come_back_from_a_worker_process() -> None:
+    """A body that is not a feed is a ParseError in the caller; the process pool lives on.
+
+    Errors travel back pickled: one that could not be rebuilt broke the whole pool.
+    """
+    from feedhub.pipeline import parse_pool
+
+    rss = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+           b"<item><title>a</title><guid>g1</guid></item></channel></rss>")
+    with parse_pool(2) as pool:
+        assert pool is not None
+        for _ in range(3):
+            failed = pool.submit(parse, b"<html><body>not a feed</body></html>",
+                                 url="http://127.0.0.1:9/x", headers={}, timezone=SHANGHAI)
+            with pytest.raises(ParseError) as caught:
+                failed.result(timeout=60)
+            assert caught.value.url == "http://127.0.0.1:9/x"
+            feed = pool.submit(parse, rss, url="http://127.0.0.1:9/y", headers={},
+                               timezone=SHANGHAI).result(timeout=60)
+            assert [e.title for e in feed.entries] == ["a"]
