@@ -84,11 +84,12 @@ def parse_and_normalize(body: bytes, *, source: Source, fetched: FetchResult,
                    ttl_minutes=feed.ttl_minutes, entries=entries)
 
 
-def _ignore_signals() -> None:
-    # The parent decides when workers stop (a Ctrl-C or SIGTERM to the process
-    # group must not kill a parse half-way and break the pool).
+def _ignore_interrupts() -> None:
+    # A Ctrl-C reaches the whole foreground process group: the parent decides when
+    # workers stop. SIGTERM keeps its default: when a worker dies, the pool ends the
+    # others with it, and one that ignored it (blocked sending a result nobody reads
+    # any more) was waited for forever, hanging the poll.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def parse_workers() -> int:
@@ -125,7 +126,7 @@ def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
     if "forkserver" in methods:
         context.set_forkserver_preload(["feedhub.parse", "feedhub.normalize", "feedhub.pipeline"])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_ignore_signals)
+                               initializer=_ignore_interrupts)
     try:
         yield pool
     finally:

@@ -431,3 +431,22 @@ def test_parse_errors_come_back_from_a_worker_process() -> None:
             feed = pool.submit(parse, rss, url="http://127.0.0.1:9/y", headers={},
                                timezone=SHANGHAI).result(timeout=60)
             assert [e.title for e in feed.entries] == ["a"]
+
+
+def _signal_handlers() -> tuple[object, object]:
+    import signal
+
+    return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+
+def test_parse_workers_ignore_ctrl_c_but_not_sigterm() -> None:
+    """Workers leave Ctrl-C to the parent, but can be terminated: the pool ends them with
+    SIGTERM when another one dies, and one that ignored it hung the shutdown."""
+    import signal
+
+    from feedhub.pipeline import parse_pool
+
+    with parse_pool(2) as pool:
+        assert pool is not None
+        assert pool.submit(_signal_handlers).result(timeout=60) == (signal.SIG_IGN,
+                                                                     signal.SIG_DFL)
