@@ -410,9 +410,19 @@ class PostgresStore:
     # --- documents -------------------------------------------------------------------
 
     async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
+        docs = list(documents)
         changed: list[Document] = []
+        if not docs:
+            return changed
         async with self._transaction("store rendered documents") as conn:
-            for doc in documents:
+            # Bodies already stored (same ETag) are not even sent: most of a
+            # republish is unchanged pages.
+            cur = await conn.execute("SELECT path, etag FROM documents WHERE path = ANY(%s)",
+                                     ([doc.path for doc in docs],))
+            known = {row["path"]: row["etag"] for row in await cur.fetchall()}
+            for doc in docs:
+                if known.get(doc.path) == doc.etag:
+                    continue
                 # The row lock of the upsert orders concurrent writers; a node whose bytes
                 # are already stored (by another node) writes nothing and reports nothing.
                 cur = await conn.execute(
