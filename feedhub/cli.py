@@ -893,7 +893,7 @@ def export_jekyll_command(ctx: click.Context, out_dir: Path, slug: str | None,
               help="Rows per transaction.")
 @_handles_errors
 def migrate_store(source_url: str, target_url: str, batch: int) -> None:
-    """Copy everything from one store to another: sources' state, entries, documents, polls.
+    """Copy everything from one store to another: sources, entries, documents, polls, events.
 
     Each batch is an upsert, so an interrupted copy is resumed by running the same
     command again. At the end the rows of each table are counted in both stores;
@@ -917,7 +917,7 @@ def migrate_store(source_url: str, target_url: str, batch: int) -> None:
             target = await open_store(target_url)
             try:
                 totals = await source.table_counts()
-                with Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                with Progress(TextColumn("{task.description:<13}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=console,
                               disable=not console.is_terminal) as bar:
                     tasks = {t: bar.add_task(t, total=totals[t]) for t in TABLES}
@@ -932,7 +932,7 @@ def migrate_store(source_url: str, target_url: str, batch: int) -> None:
     copied, found, mismatched = _run(work())
     for table in TABLES:
         mark = "MISMATCH" if table in mismatched else "ok"
-        click.echo(f"{table:<9} {copied[table]:>9} copied, {found[table]:>9} in the target  {mark}")
+        click.echo(f"{table:<13} {copied[table]:>9} copied, {found[table]:>9} in the target  {mark}")
     if mismatched:
         click.echo(f"feedhub: counts differ for {', '.join(mismatched)}: was the source written "
                    "to meanwhile, or did the target hold other data?", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -11,8 +12,9 @@ import pytest
 
 from feedhub.model import Document, SourceState, StoredEntry
 from feedhub.store import open_store
+from feedhub.store.base import SourceEvent
 from tests.conftest import SourceSpec, config_text, fixture_route, run_cli
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, Route
 
 pytestmark = pytest.mark.postgres
 
@@ -20,40 +22,60 @@ FIXTURES = ["rss2_utf8.xml", "atom_utf8.xml", "dup_source_a.xml", "dup_source_b.
             "json_feed_11.json", "gbk_declared_gb2312.xml"]
 
 
-async def snapshot(url: str) -> tuple[list[SourceState], list[StoredEntry], list[Document],
-                                      dict[str, int]]:
-    """What a store holds, through the Store interface."""
+Snapshot = tuple[list[SourceState], list[StoredEntry], list[Document], list[SourceEvent],
+                 dict[str, int]]
+
+
+async def snapshot(url: str) -> Snapshot:
+    """What a store holds, through the Store interface (events without their ids)."""
     store = await open_store(url)
     try:
         states = await store.source_states()
         urls = [s.url for s in states]
+        events = [replace(e, id=0) for e in await store.source_events(10_000)]
         return (states, await store.archive_entries(urls, 10_000), await store.documents(),
-                await store.table_counts())
+                events, await store.table_counts())
     finally:
         await store.close()
 
 
 @pytest.fixture
 def polled_sqlite(feed_server: FeedServer, tmp_path: Path) -> tuple[Path, str]:
-    """A feeds.yaml whose SQLite store has been polled twice (so it has poll history)."""
+    """A feeds.yaml whose SQLite store has been polled twice (so it has poll history).
+
+    Besides the fixtures, one source fails and then recovers (two health events) and
+    one is answered by its fallback URL (``active_url``).
+    """
     for name in FIXTURES:
         feed_server.set(f"/{name}", fixture_route(name))
+    feed_server.set("/flaky.xml", Route(body=b"down", status=500, content_type="text/plain"))
+    feed_server.set("/primary.xml", Route(body=b"gone away", status=500, content_type="text/plain"))
+    feed_server.set("/mirror.xml", fixture_route("rss2_utf8.xml"))
+    specs = [SourceSpec(feed_server.url(f"/{n}")) for n in FIXTURES]
+    specs.append(SourceSpec(feed_server.url("/flaky.xml")))
+    fail_over = (f"  - urls: [{feed_server.url('/primary.xml')}, {feed_server.url('/mirror.xml')}]\n"
+                 "    category: other\n")
     config = tmp_path / "feeds.yaml"
-    config.write_text(config_text([SourceSpec(feed_server.url(f"/{n}")) for n in FIXTURES],
-                                  max_entries=5), encoding="utf-8")
+    config.write_text(config_text(specs, max_entries=5) + fail_over, encoding="utf-8")
     for _ in range(2):
         result = run_cli("poll", config=config)
         assert result.code == 0, result.stderr
+        feed_server.set("/flaky.xml", fixture_route("atom_utf8.xml"))
     return config, f"sqlite://{tmp_path / 'data' / 'feedhub.sqlite3'}"
 
 
-def test_copies_everything_and_resumes(polled_sqlite: tuple[Path, str], pg_url: str) -> None:
+def test_copies_everything_and_resumes(polled_sqlite: tuple[Path, str], pg_url: str,
+                                       feed_server: FeedServer) -> None:
     config, sqlite_url = polled_sqlite
     result = run_cli("migrate-store", "--from", sqlite_url, "--to", pg_url, "--batch", "7")
     assert result.code == 0, result.stderr
     assert "counts match" in result.stdout
     before = asyncio.run(snapshot(sqlite_url))
-    assert before[3]["entries"] > 10 and before[3]["polls"] == 2 * len(FIXTURES)
+    states, _entries, _documents, events, counts = before
+    assert counts["entries"] > 10 and counts["polls"] == 2 * (len(FIXTURES) + 2)
+    assert [e.kind for e in events] == ["recovered", "failing"]
+    assert {s.url: s.active_url for s in states if s.active_url} == {
+        feed_server.url("/primary.xml"): feed_server.url("/mirror.xml")}
     assert asyncio.run(snapshot(pg_url)) == before
 
     # Interrupted after some batches: the tail (in storage order) is missing. A rerun
@@ -62,6 +84,8 @@ def test_copies_everything_and_resumes(polled_sqlite: tuple[Path, str], pg_url: 
         conn.execute("DELETE FROM entries WHERE id > (SELECT MIN(id) + 5 FROM entries)")
         conn.execute("DELETE FROM polls WHERE id > (SELECT MIN(id) + 3 FROM polls)")
         conn.execute("DELETE FROM documents WHERE path LIKE 'feeds/%'")
+        conn.execute("DELETE FROM source_events WHERE id > (SELECT MIN(id) FROM source_events)")
+        conn.execute("UPDATE sources SET active_url = NULL")
     result = run_cli("migrate-store", "--from", sqlite_url, "--to", pg_url)
     assert result.code == 0, result.stderr
     assert asyncio.run(snapshot(pg_url)) == before

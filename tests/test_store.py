@@ -19,6 +19,7 @@ import pytest
 from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState
 from feedhub.store import Store, open_store
+from feedhub.store.base import SourceEvent
 from feedhub.store.schema import SCHEMA_VERSION
 
 A = "http://127.0.0.1:9/a.xml"
@@ -324,9 +325,15 @@ async def test_prune_and_forget_sources(store: Store) -> None:
     assert await store.prune(older_than=T0 - timedelta(days=3, hours=1), keep_per_source=None) == 1
     assert await store.prune(older_than=None, keep_per_source=2) == 2
     assert {e.key for e in await store.latest_entries([A], 10)} == {"k0", "k1"}
+    for url in (A, B):  # a poll history and a health event each
+        await store.save_poll(SourceState(url=url, last_poll_at=T0, last_status="error"), [], T0,
+                              SourceEvent(source_url=url, at=T0, kind="failing", detail="HTTP 500"))
     assert await store.forget_sources([B]) == 2
     assert await store.entry_counts() == {B: 1}
     assert [s.url for s in await store.source_states()] == [B]
+    assert [e.source_url for e in await store.source_events(10)] == [B]
+    assert await store.poll_history(A, 10) == []
+    assert (await store.table_counts())["source_events"] == 1
 
 
 # --- many nodes: leases and locks ------------------------------------------------------------
@@ -407,7 +414,14 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
     state = SourceState(url=A, etag='"e"', last_poll_at=T0, last_status="ok", http_status=200,
                         next_poll_at=T0 + timedelta(minutes=15))
     await store.save_poll(state, [entry(A, f"k{i}", published=T0 - timedelta(hours=i))
-                                  for i in range(5)], T0)
+                                  for i in range(5)], T0,
+                          SourceEvent(source_url=A, at=T0, kind="moved", detail="http://x/"))
+    failed = T0 + timedelta(minutes=15)
+    await store.save_poll(replace(state, last_poll_at=failed, last_status="error"), [], failed,
+                          SourceEvent(source_url=A, at=failed, kind="failing"))
+    later = T0 + timedelta(minutes=30)
+    state = replace(state, last_poll_at=later, active_url="http://127.0.0.1:9/mirror.xml")
+    await store.save_poll(state, [], later)
     await store.put_documents([document("feeds/all.atom", b"<feed/>")])
     target = await open_store(tmp_path / "copy.sqlite3")
     try:
@@ -421,10 +435,17 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
                 await target.import_entries(records)
             polls, _ = await store.export_polls(0, 100)
             await target.import_polls(polls)
+            cursor = 0
+            while True:
+                events, cursor = await store.export_events(cursor, 1)
+                if not events:
+                    break
+                await target.import_events(events)
             await target.put_documents(await store.documents())
         assert await target.table_counts() == await store.table_counts() == {
-            "sources": 1, "entries": 5, "documents": 1, "polls": 1}
+            "sources": 1, "entries": 5, "documents": 1, "polls": 3, "source_events": 2}
         assert await target.source_state(A) == state
+        assert await target.source_events(10) == await store.source_events(10)
         assert await target.latest_entries([A], 10) == await store.latest_entries([A], 10)
         assert await target.archive_entries([A], 10) == await store.archive_entries([A], 10)
         assert await target.poll_history(A, 10) == await store.poll_history(A, 10)
@@ -463,8 +484,6 @@ async def test_unsupported_url_is_refused() -> None:
 
 async def test_source_events_are_saved_with_the_poll_newest_first(store: Store) -> None:
     """save_poll records the state change it is given; source_events lists them."""
-    from feedhub.store.base import SourceEvent
-
     assert await store.source_events(10) == []
     failing = SourceEvent(source_url=A, at=T0, kind="failing", detail="HTTP 500")
     await store.save_poll(SourceState(url=A, last_poll_at=T0, last_status="error"), [], T0,

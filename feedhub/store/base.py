@@ -79,7 +79,8 @@ class Store(Protocol):
     Documents: ``put_documents``, ``document``, ``document_paths``, ``documents``.
     Many nodes: ``claim_sources``, ``release_sources``, ``lock``.
     Copying between stores: ``table_counts``, ``export_entries``, ``import_entries``,
-    ``import_sources``, ``export_polls``, ``import_polls``.
+    ``import_sources``, ``export_polls``, ``import_polls``, ``export_events``,
+    ``import_events``.
     """
 
     async def close(self) -> None:
@@ -176,7 +177,10 @@ class Store(Protocol):
         """
 
     async def forget_sources(self, keep: Iterable[str]) -> int:
-        """Delete every source not in ``keep``, with its entries. Returns entries deleted."""
+        """Delete every source not in ``keep``, with its entries, polls and events.
+
+        Returns how many entries were deleted.
+        """
 
     async def put_documents(self, documents: Iterable[Document]) -> list[Document]:
         """Store rendered documents; return those whose bytes changed (as stored).
@@ -230,7 +234,7 @@ class Store(Protocol):
     # --- copying between stores ------------------------------------------------------
 
     async def table_counts(self) -> dict[str, int]:
-        """Rows per table: ``sources``, ``entries``, ``documents``, ``polls``."""
+        """Rows per table: ``sources``, ``entries``, ``documents``, ``polls``, ``source_events``."""
 
     async def export_entries(self, after: int, limit: int) -> tuple[list[EntryRecord], int]:
         """Up to ``limit`` entries in storage order after the cursor ``after`` (0: from the
@@ -247,3 +251,12 @@ class Store(Protocol):
 
     async def import_polls(self, records: Sequence[PollRecord]) -> None:
         """Add poll records not stored yet (same source, instant and status)."""
+
+    async def export_events(self, after: int, limit: int) -> tuple[list[SourceEvent], int]:
+        """Up to ``limit`` source events in storage order after the cursor ``after``."""
+
+    async def import_events(self, events: Sequence[SourceEvent]) -> None:
+        """Add source events not stored yet (same source, instant, kind and detail), in order.
+
+        Their ``id`` is ignored: the target numbers them in its own storage order.
+        """

@@ -264,8 +264,7 @@ class PostgresStore:
         rows = await self._rows("read source events",
                                 "SELECT * FROM source_events ORDER BY id DESC LIMIT %s",
                                 (max(0, limit),))
-        return [SourceEvent(source_url=row["source_url"], at=_must_utc(row["at"]),
-                            kind=row["kind"], detail=row["detail"], id=row["id"]) for row in rows]
+        return [_event(row) for row in rows]
 
     async def last_events(self, kinds: Sequence[str]) -> dict[str, SourceEvent]:
         rows = await self._rows(
@@ -405,6 +404,8 @@ class PostgresStore:
             deleted = max(cur.rowcount, 0)
             await conn.execute("DELETE FROM sources WHERE NOT (url = ANY(%s))", (urls,))
             await conn.execute("DELETE FROM polls WHERE NOT (source_url = ANY(%s))", (urls,))
+            await conn.execute("DELETE FROM source_events WHERE NOT (source_url = ANY(%s))",
+                               (urls,))
         return deleted
 
     # --- documents -------------------------------------------------------------------
@@ -519,7 +520,8 @@ class PostgresStore:
             "count rows",
             "SELECT (SELECT COUNT(*) FROM sources) AS sources, (SELECT COUNT(*) FROM entries) "
             "AS entries, (SELECT COUNT(*) FROM documents) AS documents, "
-            "(SELECT COUNT(*) FROM polls) AS polls")
+            "(SELECT COUNT(*) FROM polls) AS polls, "
+            "(SELECT COUNT(*) FROM source_events) AS source_events")
         return {name: int(value) for name, value in row.items()}
 
     async def export_entries(self, after: int, limit: int) -> tuple[list[EntryRecord], int]:
@@ -574,6 +576,29 @@ class PostgresStore:
                  [p.new for p in records], [p.updated for p in records],
                  [p.error for p in records]))
 
+    async def export_events(self, after: int, limit: int) -> tuple[list[SourceEvent], int]:
+        rows = await self._rows("read source events",
+                                "SELECT * FROM source_events WHERE id > %s ORDER BY id LIMIT %s",
+                                (after, limit))
+        return [_event(row) for row in rows], int(rows[-1]["id"]) if rows else after
+
+    async def import_events(self, events: Sequence[SourceEvent]) -> None:
+        if not events:
+            return
+        async with self._transaction("import source events") as conn:
+            await conn.execute(
+                """INSERT INTO source_events (source_url, at, kind, detail)
+                   SELECT u.source_url, u.at, u.kind, u.detail
+                   FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[])
+                        WITH ORDINALITY AS u(source_url, at, kind, detail, n)
+                   WHERE NOT EXISTS (SELECT 1 FROM source_events e
+                                     WHERE e.source_url = u.source_url AND e.at = u.at
+                                       AND e.kind = u.kind
+                                       AND e.detail IS NOT DISTINCT FROM u.detail)
+                   ORDER BY u.n""",
+                ([e.source_url for e in events], [e.at for e in events],
+                 [e.kind for e in events], [e.detail for e in events]))
+
 
 def _source_row(s: SourceState) -> tuple[Any, ...]:
     return (s.url, s.etag, s.last_modified, s.body_hash, s.feed_title, s.feed_link, s.last_poll_at,
@@ -622,3 +647,8 @@ def _document(row: DictRow) -> Document:
 
 def _poll(row: DictRow) -> PollRecord:
     return poll_from(row, _utc)
+
+
+def _event(row: DictRow) -> SourceEvent:
+    return SourceEvent(source_url=row["source_url"], at=_must_utc(row["at"]), kind=row["kind"],
+                       detail=row["detail"], id=row["id"])

@@ -321,9 +321,7 @@ class SQLiteStore:
     async def source_events(self, limit: int) -> list[SourceEvent]:
         async with self._errors("read source events"), self._db.execute(
                 "SELECT * FROM source_events ORDER BY id DESC LIMIT ?", (max(0, limit),)) as cur:
-            return [SourceEvent(source_url=row["source_url"], at=_must_dt(row["at"]),
-                                kind=row["kind"], detail=row["detail"], id=row["id"])
-                    for row in await cur.fetchall()]
+            return [_event(row) for row in await cur.fetchall()]
 
     async def last_events(self, kinds: Sequence[str]) -> dict[str, SourceEvent]:
         marks = ",".join("?" * len(kinds))
@@ -505,6 +503,8 @@ class SQLiteStore:
                 deleted = cur.rowcount
             await self._db.execute("DELETE FROM sources WHERE url NOT IN (SELECT url FROM keep_urls)")
             await self._db.execute("DELETE FROM polls WHERE source_url NOT IN (SELECT url FROM keep_urls)")
+            await self._db.execute(
+                "DELETE FROM source_events WHERE source_url NOT IN (SELECT url FROM keep_urls)")
             await self._db.execute("DELETE FROM keep_urls")
             return deleted
 
@@ -615,7 +615,7 @@ class SQLiteStore:
     async def table_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         async with self._errors("count rows"):
-            for table in ("sources", "entries", "documents", "polls"):
+            for table in ("sources", "entries", "documents", "polls", "source_events"):
                 async with self._db.execute(f"SELECT COUNT(*) FROM {table}") as cur:
                     row = await cur.fetchone()
                 counts[table] = int(row[0]) if row else 0
@@ -674,6 +674,22 @@ class SQLiteStore:
                 [(p.source_url, _ts(p.at), p.status, p.http_status, p.new, p.updated, p.error)
                  for p in records])
 
+    async def export_events(self, after: int, limit: int) -> tuple[list[SourceEvent], int]:
+        async with self._errors("read source events"), self._db.execute(
+                "SELECT * FROM source_events WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit)) as cur:
+            rows = list(await cur.fetchall())
+        return [_event(row) for row in rows], int(rows[-1]["id"]) if rows else after
+
+    async def import_events(self, events: Sequence[SourceEvent]) -> None:
+        async with self._errors("import source events"), self._transaction():
+            await self._db.executemany(
+                """INSERT INTO source_events (source_url, at, kind, detail)
+                   SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (
+                       SELECT 1 FROM source_events WHERE source_url = ?1 AND at = ?2
+                           AND kind = ?3 AND detail IS ?4)""",
+                [(e.source_url, _ts(e.at), e.kind, e.detail) for e in events])
+
 
 def _lists(e: Entry | StoredEntry) -> tuple[str, str, str]:
     return (json.dumps(list(e.authors), ensure_ascii=False),
@@ -696,3 +712,8 @@ def _document(row: Any) -> Document:
 
 def _poll(row: Any) -> PollRecord:
     return poll_from(row, _dt)
+
+
+def _event(row: Any) -> SourceEvent:
+    return SourceEvent(source_url=row["source_url"], at=_must_dt(row["at"]), kind=row["kind"],
+                       detail=row["detail"], id=row["id"])

@@ -1,7 +1,8 @@
 """Copy everything from one store to another (``feedhub migrate-store``).
 
-Sources' state, entries (in storage order, with their hashes and dates),
-rendered documents and poll history go across in batches, each batch an
+Sources' state (with the fallback URL in use), entries (in storage order,
+with their hashes and dates), rendered documents, poll history and source
+state changes (the health feed) go across in batches, each batch an
 idempotent upsert: an interrupted copy is resumed by running it again.
 Leases are not copied; they belong to running nodes.
 """
@@ -15,7 +16,7 @@ from feedhub.model import Document
 from feedhub.store.base import Store
 
 #: Tables in the order they are copied (and counted).
-TABLES = ("sources", "entries", "documents", "polls")
+TABLES = ("sources", "entries", "documents", "polls", "source_events")
 #: Rendered bytes copied in one batch, at most (archive pages are large).
 _DOCUMENT_BYTES = 8 << 20
 
@@ -81,4 +82,11 @@ async def copy_store(source: Store, target: Store, *, batch: int = 1000,
             break
         await target.import_polls(polls)
         done("polls", len(polls))
+    cursor = 0
+    while True:
+        events, cursor = await source.export_events(cursor, batch)
+        if not events:
+            break
+        await target.import_events(events)
+        done("source_events", len(events))
     return CopyReport(source=await source.table_counts(), target=await target.table_counts())
