@@ -130,7 +130,7 @@ class Daemon:
     async def _poll(self, source: Source) -> PollOutcome | None:
         assert self.store is not None and self.fetcher is not None
         deps = Deps(config=self.config, store=self.store, fetcher=self.fetcher,
-                    executor=self.executor)
+                    executor=self.executor, node=self.node)
         try:
             # The pipeline skips gone/rate-limited sources itself; the store's
             # next_poll_at already honours both, so polling here is never forced.

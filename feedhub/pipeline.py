@@ -61,6 +61,8 @@ class Deps:
     executor: Executor | None = None
     #: The current instant (tests inject a fixed one to check schedules).
     clock: Callable[[], datetime] = utcnow
+    #: The node whose leases the polls run under (``feedhub run``); ``None``: no leases.
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +276,8 @@ async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchRe
     event = state_change(state, new_state)
     # Shielded: a stop that cancels this poll still lets its transaction complete.
     result = await asyncio.shield(
-        deps.store.save_poll(new_state, parsed.entries if parsed else [], now, event))
+        deps.store.save_poll(new_state, parsed.entries if parsed else [], now, event,
+                             node=deps.node))
     outcome = PollOutcome(source_url=source.url, status=status, http_status=fetched.http_status,
                           new=result.new, updated=result.updated, error=new_state.error,
                           moved_to=new_state.moved_to, next_poll_at=due,

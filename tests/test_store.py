@@ -348,7 +348,8 @@ async def test_claims_are_exclusive_until_saved_or_expired(store: Store) -> None
     assert await store.claim_sources([A, B, C], now, 10, node="n1", lease=LEASE) == [A, B]
     assert await store.claim_sources([A, B, C], now, 10, node="n2", lease=LEASE) == []
     # Saving A's poll ends the lease; A is due again only at its new next_poll_at.
-    await store.save_poll(SourceState(url=A, next_poll_at=now + timedelta(seconds=5)), [], now)
+    await store.save_poll(SourceState(url=A, next_poll_at=now + timedelta(seconds=5)), [], now,
+                          node="n1")
     assert await store.claim_sources([A, B], now + timedelta(seconds=6), 10, node="n2",
                                      lease=LEASE) == [A]
     # A release by another node changes nothing; by the holder, frees it at once.
@@ -361,6 +362,29 @@ async def test_claims_are_exclusive_until_saved_or_expired(store: Store) -> None
                                      lease=LEASE) == []
     assert await store.claim_sources([B], now + LEASE, 10, node="n2", lease=LEASE) == [B]
     assert await store.claim_sources([A, B, C], now, 0, node="n1", lease=LEASE) == []
+
+
+async def test_a_late_save_ends_only_its_own_lease(store_url: str) -> None:
+    """A node whose lease ran out during a slow poll, and was taken over, leaves the new lease."""
+    slow, other = await open_store(store_url), await open_store(store_url)  # two nodes
+    try:
+        await slow.ensure_sources({A: T0})
+        now = T0 + timedelta(minutes=1)
+        assert await slow.claim_sources([A], now, 1, node="slow", lease=LEASE) == [A]
+        later = now + LEASE  # the slow poll outlived its lease: another node claims A
+        assert await other.claim_sources([A], later, 1, node="other", lease=LEASE) == [A]
+        due = SourceState(url=A, next_poll_at=now)  # due again at once: only leases decide
+        await slow.save_poll(due, [], later, node="slow")
+        await slow.save_poll(due, [], later)  # a poll outside any daemon (feedhub poll)
+        assert await other.lease_owners() == {"other"}
+        assert await slow.claim_sources([A], later, 1, node="third", lease=LEASE) == []
+        # The holder's own save ends it.
+        await other.save_poll(due, [], later, node="other")
+        assert await slow.lease_owners() == set()
+        assert await slow.claim_sources([A], later, 1, node="third", lease=LEASE) == [A]
+    finally:
+        await slow.close()
+        await other.close()
 
 
 async def test_concurrent_claims_never_overlap(store_url: str) -> None:

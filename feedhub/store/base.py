@@ -112,10 +112,12 @@ class Store(Protocol):
         """Move a source's next poll to ``when`` (an interval changed)."""
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
-                        seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
+                        seen_at: datetime, event: SourceEvent | None = None, *,
+                        node: str | None = None) -> SaveResult:
         """Store a source's new state and its entries in one transaction.
 
         ``event``: the change of the source's state this poll made, recorded with it.
+        ``node``: the node that polled it under a lease (:meth:`claim_sources`).
 
         Entries are upserted by ``(source_url, key)``: new ones are inserted with
         ``first_seen = seen_at`` and ``updated = published``; changed ones (by
@@ -125,8 +127,10 @@ class Store(Protocol):
 
         When ``state`` records a poll (``last_poll_at`` and ``last_status`` set), the
         poll is added to the source's history in the same transaction; only the
-        last :data:`POLL_HISTORY` polls of each source are kept. Any lease on the
-        source (:meth:`claim_sources`) ends.
+        last :data:`POLL_HISTORY` polls of each source are kept. ``node``'s lease on
+        the source ends; a lease another node holds stays (``node``'s ran out during a
+        slow poll and the source was claimed again), as does any lease when ``node``
+        is ``None`` (a poll outside any daemon).
         """
 
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
@@ -210,7 +214,7 @@ class Store(Protocol):
         A source is claimable when it is due and nobody holds a lease on it, or the
         lease expired (its node died). Claimed sources are leased to ``node`` until
         ``now + lease``; no other node can claim them meanwhile. Saving the poll
-        (:meth:`save_poll`) or :meth:`release_sources` ends the lease. The longest
+        (:meth:`save_poll` with ``node``) or :meth:`release_sources` ends the lease. The longest
         overdue come first.
         """
 

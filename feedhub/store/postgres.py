@@ -58,7 +58,7 @@ _ARCHIVE_SQL = _PICK_ENTRIES.format(order="e.id", outer="picked.id")
 _SOURCE_COLUMNS = ("url, etag, last_modified, body_hash, feed_title, feed_link, last_poll_at, "
                    "last_success_at, last_status, http_status, error, failures, next_poll_at, "
                    "retry_after, moved_to, active_url")
-_UPSERT_SOURCE = f"""
+_UPSERT_SOURCE_STATE = f"""
     INSERT INTO sources ({_SOURCE_COLUMNS})
     VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)
     ON CONFLICT (url) DO UPDATE SET
@@ -68,7 +68,14 @@ _UPSERT_SOURCE = f"""
         last_status=excluded.last_status, http_status=excluded.http_status, error=excluded.error,
         failures=excluded.failures, next_poll_at=excluded.next_poll_at,
         retry_after=excluded.retry_after, moved_to=excluded.moved_to,
-        active_url=excluded.active_url, lease_owner=NULL, lease_until=NULL"""
+        active_url=excluded.active_url"""
+# Imported states carry no lease: leases belong to running nodes.
+_IMPORT_SOURCE = _UPSERT_SOURCE_STATE + ", lease_owner=NULL, lease_until=NULL"
+# A saved poll ends the saving node's lease only: after a slow poll whose lease ran
+# out, the source may be leased to another node by now. (SET reads the old row.)
+_SAVE_SOURCE = _UPSERT_SOURCE_STATE + """,
+        lease_owner = CASE WHEN sources.lease_owner = %s THEN NULL ELSE sources.lease_owner END,
+        lease_until = CASE WHEN sources.lease_owner = %s THEN NULL ELSE sources.lease_until END"""
 # Entries go in as one statement of parallel arrays, in order (storage order = id order).
 _ENTRY_COLUMNS = ("source_url, key, guid, link, canonical_link, title, content_html, published, "
                   "first_seen, updated, authors, categories, enclosures, content_hash")
@@ -211,11 +218,12 @@ class PostgresStore:
     # --- poll results ---------------------------------------------------------------
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
-                        seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
+                        seen_at: datetime, event: SourceEvent | None = None, *,
+                        node: str | None = None) -> SaveResult:
         async with self._transaction(f"save the poll of {state.url}") as conn:
             # The upsert locks the source's row: saves of one source queue up here, so
             # each reads the entries the one before it committed.
-            await conn.execute(_UPSERT_SOURCE, _source_row(state))
+            await conn.execute(_SAVE_SOURCE, (*_source_row(state), node, node))
             if event is not None:
                 await conn.execute(
                     "INSERT INTO source_events (source_url, at, kind, detail) VALUES (%s,%s,%s,%s)",
@@ -549,7 +557,7 @@ class PostgresStore:
 
     async def import_sources(self, states: Sequence[SourceState]) -> None:
         async with self._transaction("import sources") as conn, conn.cursor() as cur:
-            await cur.executemany(_UPSERT_SOURCE, [_source_row(s) for s in states])
+            await cur.executemany(_IMPORT_SOURCE, [_source_row(s) for s in states])
 
     async def export_polls(self, after: int, limit: int) -> tuple[list[PollRecord], int]:
         rows = await self._rows("read poll history",

@@ -246,7 +246,8 @@ class SQLiteStore:
     # --- poll results ---------------------------------------------------------------
 
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
-                        seen_at: datetime, event: SourceEvent | None = None) -> SaveResult:
+                        seen_at: datetime, event: SourceEvent | None = None, *,
+                        node: str | None = None) -> SaveResult:
         async with self._errors(f"save the poll of {state.url}"), \
                 self._transaction(entries=bool(entries)):
             await self._db.execute(
@@ -262,12 +263,16 @@ class SQLiteStore:
                        http_status=excluded.http_status, error=excluded.error,
                        failures=excluded.failures, next_poll_at=excluded.next_poll_at,
                        retry_after=excluded.retry_after, moved_to=excluded.moved_to,
-                       active_url=excluded.active_url, lease_owner=NULL, lease_until=NULL""",
+                       active_url=excluded.active_url,
+                       -- Only the saving node's lease ends: after a slow poll whose lease
+                       -- ran out, another node may hold one now. (SET reads the old row.)
+                       lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
+                       lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END""",
                 (state.url, state.etag, state.last_modified, state.body_hash, state.feed_title,
                  state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
                  state.last_status, state.http_status, state.error, state.failures,
                  _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to,
-                 state.active_url))
+                 state.active_url, node, node))
             if event is not None:
                 await self._db.execute(
                     "INSERT INTO source_events (source_url, at, kind, detail) VALUES (?,?,?,?)",
