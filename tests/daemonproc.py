@@ -95,8 +95,9 @@ class DaemonProcess:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}:\n{self.stderr}")
 
-    def wait_ready(self, count: int = 1) -> None:
-        self.wait_for(lambda: len(self.notified("READY=1")) >= count, what=f"READY=1 x{count}")
+    def wait_ready(self, count: int = 1, timeout: float = 20.0) -> None:
+        self.wait_for(lambda: len(self.notified("READY=1")) >= count, timeout=timeout,
+                      what=f"READY=1 x{count}")
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10)
