@@ -3,8 +3,10 @@
 Lifecycle: open the store, HTTP client and server, start the scheduler, then
 tell systemd ``READY=1``. ``SIGHUP`` reloads ``feeds.yaml`` (keeping the old
 configuration if the new one is invalid); ``SIGTERM``/``SIGINT`` stop
-scheduling, let in-flight polls finish (bounded), stop the server and close
-the store. The watchdog is fed only while the store answers.
+scheduling, let running jobs and in-flight polls finish (bounded), give up the
+leases left, render what changed (waiting a few seconds at most for another
+node's render), stop the server and close the store. The watchdog is fed only
+while the store answers.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from feedhub import metrics
 from feedhub.config import Config, Source, load_config
@@ -49,9 +53,13 @@ log = logging.getLogger("feedhub.daemon")
 #: Sources polled at the same time, at most.
 MAX_IN_FLIGHT = 20
 _SUCCEEDED = frozenset({PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED})
-#: How long in-flight polls may take to finish on stop; the rest are cancelled (their
-#: store transactions still complete) and polled again after restart.
+#: How long in-flight polls (and running jobs) may take to finish on stop; the rest are
+#: cancelled (their store transactions still complete) and polled again after restart.
 STOP_GRACE = 3.0
+#: How long the last render on stop waits for another node's render to end (the nodes
+#: sharing a PostgreSQL store render one at a time): stopping must not hang on a node
+#: rendering a large backlog, or one that froze holding the lock.
+STOP_RENDER_WAIT = 5.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -86,6 +94,8 @@ class Daemon:
         #: Who holds this node's leases in a shared store.
         self.node = f"{socket.gethostname()}:{os.getpid()}"
         self._in_flight: dict[str, asyncio.Task[PollOutcome | None]] = {}
+        #: Scheduled jobs running now, so that stopping can wait for them.
+        self._jobs: set[asyncio.Task[object]] = set()
         self._dirty: set[str] = set()
         self._stop = asyncio.Event()
         self._stats = _Stats()
@@ -112,6 +122,9 @@ class Daemon:
                                                  lease=self.config.storage.lease)
         except StoreError as e:
             self._store_trouble(e)
+            return
+        if self._stop.is_set():  # stopping meanwhile: these would never be polled
+            await self._release(due)
             return
         if due:
             log.info("tick: polling %d due sources (%d already in flight)", len(due),
@@ -193,17 +206,25 @@ class Daemon:
         self._dirty |= changed_categories(self.config, [outcome])
         self._stats.last_cycle = utcnow().strftime("%H:%M:%S UTC")
 
-    async def republish(self) -> None:
-        """Render and publish the categories whose entries changed."""
+    async def republish(self, *, lock_wait: float | None = None) -> None:
+        """Render and publish the categories whose entries changed.
+
+        ``lock_wait``: how long to wait for another node's render (default: as long as
+        it takes); after that the categories stay to be rendered.
+        """
         if (not self._dirty and not self._public_stale) or self.store is None:
             return
         slugs, self._dirty = self._dirty, set()
         try:
-            changed = await republish(self.store, self.config, slugs) if slugs else []
+            changed = (await republish(self.store, self.config, slugs, lock_wait=lock_wait)
+                       if slugs else [])
         except FeedhubError as e:
             self._dirty |= slugs  # try again on the next run
             log.error("republish failed: %s", e)
             return
+        except asyncio.CancelledError:
+            self._dirty |= slugs  # cut short by a stop: the last republish renders them
+            raise
         try:
             # After a failed write (disk full…) every file is rewritten, not just the
             # changed ones: the store already holds the new bytes.
@@ -372,7 +393,9 @@ class Daemon:
             await server.start()
             self.port = server.port
             stack.push_async_callback(server.stop)
-            scheduler = Scheduler(Jobs(tick=self.tick, republish=self.republish, prune=self.prune,
+            scheduler = Scheduler(Jobs(tick=self._job(self.tick),
+                                       republish=self._job(self.republish),
+                                       prune=self._job(self.prune),
                                        tick_every=self.options.tick_every))
             scheduler.start()
             stack.callback(scheduler.shutdown)
@@ -391,23 +414,49 @@ class Daemon:
             self.notifier.stopping()
             log.info("stopping: waiting for %d polls in flight", len(self._in_flight))
             scheduler.shutdown()
-            await self._drain()
-            await self.republish()
+            await self._drain(list(self._jobs), "scheduled jobs")
+            await self._drain(list(self._in_flight.values()), "polls")
+            await self._release_all()
+            await self.republish(lock_wait=STOP_RENDER_WAIT)
+            if self._dirty:
+                log.warning("stopped without rendering %s: the next node to start renders "
+                            "everything", ", ".join(sorted(self._dirty)))
         log.info("stopped")
 
-    async def _drain(self) -> None:
-        tasks = list(self._in_flight.values())
+    def _job(self, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """``func`` as a scheduled job that stopping waits for (a job left running would
+        be cancelled at exit, after the store is closed)."""
+        async def job() -> None:
+            task = asyncio.current_task()
+            assert task is not None  # APScheduler runs each coroutine job as a task
+            self._jobs.add(task)
+            try:
+                await func()
+            finally:
+                self._jobs.discard(task)
+        return job
+
+    @staticmethod
+    async def _drain(tasks: list[asyncio.Task[Any]], what: str) -> None:
+        """Let ``tasks`` finish for up to STOP_GRACE seconds, then cancel the rest."""
         if not tasks:
             return
         _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
         for task in pending:
             task.cancel()
         if pending:
-            log.info("cancelled %d polls still running after %.0fs; their sources are polled "
-                     "again after restart", len(pending), STOP_GRACE)
+            log.info("cancelled %d %s still running after %.0fs", len(pending), what, STOP_GRACE)
             await asyncio.wait(pending, timeout=5)
-            # Their polls saved nothing: other nodes may take these sources at once.
-            await self._release([t.get_name().removeprefix("poll ") for t in pending])
+
+    async def _release_all(self) -> None:
+        """End every lease this node still holds (polls cut short by the stop saved
+        nothing): other nodes may take those sources at once, not after the lease."""
+        if self.store is None:
+            return
+        try:
+            await self.store.release_node(self.node)
+        except FeedhubError as e:  # the leases run out by themselves
+            log.warning("cannot release this node's leases: %s", e)
 
     def _write_pid_file(self, stack: AsyncExitStack) -> None:
         """``<data_dir>/feedhub.pid`` while running: feedhub add/remove send it SIGHUP."""

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from feedhub.config import Config, Source
-from feedhub.errors import SourceError
+from feedhub.errors import SourceError, StoreError
 from feedhub.fetch import Fetcher
 from feedhub.health import QUIET_KINDS, RHYTHM_ENTRIES, quiet_changes, state_change
 from feedhub.model import (
@@ -333,17 +333,20 @@ REPUBLISH_BATCH_BYTES = 4 << 20
 
 
 async def republish(store: Store, config: Config, slugs: Iterable[str] | None = None,
-                    out_dir: Path | None = None) -> list[str]:
+                    out_dir: Path | None = None, *, lock_wait: float | None = None
+                    ) -> list[str]:
     """Render ``slugs`` (default: everything), store what changed, write it to ``out_dir``.
 
     Documents are stored (and written) in small batches as they are rendered, so
     memory does not grow with the number of pages; one batch is stored and written
     while the next is rendered. Returns the paths of the documents whose bytes
     changed, in rendering order. A file that cannot be written does not stop the
-    rest from being rendered and stored.
+    rest from being rendered and stored. ``lock_wait``: how long to wait for another
+    node's render to finish (default: as long as it takes).
 
     Raises:
-        StoreError, PublishError: the store or the disk failed.
+        StoreError, PublishError: the store or the disk failed, or another node was
+            still rendering after ``lock_wait`` seconds.
     """
     from feedhub.publish.static import PublishError, write_documents
     from feedhub.render import render
@@ -364,7 +367,9 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     # One render at a time among nodes sharing the store, so an older render never
     # overwrites a newer one, and only the node whose bytes changed the store reports
     # (and so pings WebSub hubs about) the change.
-    async with store.lock("republish", wait=True):
+    async with store.lock("republish", wait=True, timeout=lock_wait) as held:
+        if not held:
+            raise StoreError(f"another node was still rendering after {lock_wait:g}s")
         if slugs is not None:
             # Also any feed never rendered (a new category): pages and OPML link to it.
             existing = set(await store.document_paths("feeds/"))

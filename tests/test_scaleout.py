@@ -260,3 +260,33 @@ def test_killed_node_sources_are_taken_over_after_the_lease(
     assert_same_bytes(survivors, pg_url)
     for node in survivors:
         assert node.stop() == 0
+
+
+def test_a_node_stops_promptly_while_another_renders(
+        feed_server: FeedServer, tmp_path: Path, pg_url: str) -> None:
+    """SIGTERM with a poll stuck in flight and another node holding the render lock.
+
+    The other node stands for one rendering a large backlog (or frozen while holding
+    the lock): the stopping node's last render waits for it only a few seconds, so the
+    node is out well within the bound, and gives up its leases on the way out.
+    """
+    paths = serve(feed_server)
+    feed_server.set("/stuck.xml", fixture_route("atom_utf8.xml", delay=60))
+    urls = [feed_server.url(p) for p in [*paths, "/stuck.xml"]]
+    [config] = write_node_configs(tmp_path, urls, pg_url, 1)
+    with DaemonProcess(config) as node, psycopg.connect(pg_url, autocommit=True) as other:
+        node.wait_ready(timeout=PATIENCE)
+        other.execute("SELECT pg_advisory_lock(hashtextextended('feedhub:republish', 0))")
+        # Entries stored but not rendered yet (the lock is taken), and a poll in flight.
+        node.wait_for(lambda: len(re.findall(r": ok, [1-9]\d* new", node.stderr)) >= 3
+                      and feed_server.requests("/stuck.xml"), timeout=PATIENCE,
+                      what="new entries and the stuck source's poll")
+        stopped_at = time.monotonic()
+        assert node.stop(timeout=PATIENCE) == 0
+        took = time.monotonic() - stopped_at
+        assert took < 15, (took, node.stderr)
+        assert "Traceback" not in node.stderr, node.stderr
+        assert "stopped without rendering" in node.stderr, node.stderr
+        owners = other.execute("SELECT url, lease_owner FROM sources "
+                               "WHERE lease_owner IS NOT NULL").fetchall()
+        assert owners == [], owners

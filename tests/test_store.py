@@ -421,13 +421,25 @@ async def test_postgres_lock_excludes_other_nodes(pg_url: str) -> None:
             assert held
             async with second.lock("prune") as other:
                 assert not other
+            async with second.lock("prune", wait=True, timeout=0.2) as other:
+                assert not other
             async with second.lock("republish") as other:
                 assert other
+            # A wait without a timeout waits for the release (the timeout above was reset).
+            waiting = asyncio.create_task(_hold(second, "prune"))
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+        assert await asyncio.wait_for(waiting, 10)
         async with second.lock("prune") as held:
             assert held
     finally:
         await first.close()
         await second.close()
+
+
+async def _hold(store: Store, name: str) -> bool:
+    async with store.lock(name, wait=True) as held:
+        return held
 
 
 # --- copying between stores ------------------------------------------------------------------

@@ -227,12 +227,14 @@ class Store(Protocol):
     async def release_node(self, node: str) -> None:
         """End every lease ``node`` holds (it is known to be dead)."""
 
-    def lock(self, name: str, *, wait: bool = False) -> AbstractAsyncContextManager[bool]:
+    def lock(self, name: str, *, wait: bool = False,
+             timeout: float | None = None) -> AbstractAsyncContextManager[bool]:
         """Hold the store-wide lock ``name`` for a singleton job (pruning, republishing).
 
-        Yields whether it is held: with ``wait`` it waits for the lock and yields
-        ``True``; without, ``False`` when another node (or task) holds it. The lock
-        is released on exit, and by the database when the holder dies.
+        Yields whether it is held: with ``wait`` it waits for the lock (at most
+        ``timeout`` seconds, when given) and yields ``True`` (``False`` if it timed out);
+        without, ``False`` when another node (or task) holds it. The lock is released
+        on exit, and by the database when the holder dies.
         """
 
     # --- copying between stores ------------------------------------------------------

@@ -502,13 +502,13 @@ class PostgresStore:
                                "WHERE lease_owner = %s", (node,))
 
     @asynccontextmanager
-    async def lock(self, name: str, *, wait: bool = False) -> AsyncIterator[bool]:
+    async def lock(self, name: str, *, wait: bool = False,
+                   timeout: float | None = None) -> AsyncIterator[bool]:
         # A session-level advisory lock on a connection kept for the whole job: if this
         # node dies, its session ends and PostgreSQL releases the lock.
         async with self._conn(f"take the lock {name}") as conn:
             if wait:
-                await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (_key(name),))
-                held = True
+                held = await _wait_for_lock(conn, name, timeout)
             else:
                 cur = await conn.execute(
                     "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS held", (_key(name),))
@@ -606,6 +606,24 @@ class PostgresStore:
                    ORDER BY u.n""",
                 ([e.source_url for e in events], [e.at for e in events],
                  [e.kind for e in events], [e.detail for e in events]))
+
+
+async def _wait_for_lock(conn: Connection, name: str, timeout: float | None) -> bool:
+    """Take an advisory lock, waiting at most ``timeout`` seconds (``None``: for ever)."""
+    if timeout is None:
+        await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (_key(name),))
+        return True
+    # The server's lock_timeout rather than polling pg_try_advisory_lock: the wait keeps
+    # its place in the lock's queue, as a plain wait does.
+    await conn.execute("SELECT set_config('lock_timeout', %s, false)",
+                       (f"{max(1, round(timeout * 1000))}ms",))
+    try:
+        await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (_key(name),))
+        return True
+    except psycopg.errors.LockNotAvailable:
+        return False
+    finally:
+        await conn.execute("RESET lock_timeout")
 
 
 def _source_row(s: SourceState) -> tuple[Any, ...]:

@@ -611,7 +611,8 @@ class SQLiteStore:
                                    "WHERE lease_owner = ?", (node,))
 
     @asynccontextmanager
-    async def lock(self, name: str, *, wait: bool = False) -> AsyncIterator[bool]:
+    async def lock(self, name: str, *, wait: bool = False,
+                   timeout: float | None = None) -> AsyncIterator[bool]:
         # One SQLite file has one node: there is nobody to exclude.
         yield True
 
