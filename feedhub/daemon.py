@@ -54,7 +54,8 @@ log = logging.getLogger("feedhub.daemon")
 MAX_IN_FLIGHT = 20
 _SUCCEEDED = frozenset({PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED})
 #: How long in-flight polls (and running jobs) may take to finish on stop; the rest are
-#: cancelled (their store transactions still complete) and polled again after restart.
+#: cancelled (their store transactions still complete), their leases released, and
+#: their sources polled by another node (or after restart).
 STOP_GRACE = 3.0
 #: How long the last render on stop waits for another node's render to end (the nodes
 #: sharing a PostgreSQL store render one at a time): stopping must not hang on a node
