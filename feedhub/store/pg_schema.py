@@ -94,6 +94,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sources ADD COLUMN active_url text;
     """,
+    # 4: latest_entries of many sources (a category, all): walk every source's entries
+    # newest first and stop at the limit, instead of sorting all of the chosen sources'
+    # entries on each render (the PostgreSQL server's main cost on a cold poll)
+    """
+    CREATE INDEX entries_newest ON entries
+        (published DESC, id DESC) INCLUDE (source_url, canonical_link, first_seen);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

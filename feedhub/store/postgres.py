@@ -54,6 +54,10 @@ _PICK_ENTRIES = """
 _LATEST_SQL = _PICK_ENTRIES.format(order="e.published DESC, e.id DESC",
                                    outer="picked.published DESC, picked.id DESC")
 _ARCHIVE_SQL = _PICK_ENTRIES.format(order="e.id", outer="picked.id")
+# Both are planned on every call (never as prepared statements): a generic plan knows
+# neither how many sources are chosen nor the limit, and sorts every chosen entry where
+# the plan for the actual values walks entries_newest and stops at the limit (3-4x
+# slower for all sources; more while the table grows).
 
 _SOURCE_COLUMNS = ("url, etag, last_modified, body_hash, feed_title, feed_link, last_poll_at, "
                    "last_success_at, last_status, http_status, error, failures, next_poll_at, "
@@ -171,9 +175,10 @@ class PostgresStore:
         async with self._conn(doing) as conn, conn.transaction():
             yield conn
 
-    async def _rows(self, doing: str, query: str, params: Any = None) -> list[DictRow]:
+    async def _rows(self, doing: str, query: str, params: Any = None, *,
+                    prepare: bool | None = None) -> list[DictRow]:
         async with self._conn(doing) as conn:
-            cur = await conn.execute(query, params)
+            cur = await conn.execute(query, params, prepare=prepare)
             return await cur.fetchall()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -319,7 +324,7 @@ class PostgresStore:
         if not urls or limit <= 0:
             return []
         rows = await self._rows("read entries", _LATEST_SQL,
-                                {"urls": urls, "limit": limit, "offset": offset})
+                                {"urls": urls, "limit": limit, "offset": offset}, prepare=False)
         return [_entry(row) for row in rows]
 
     async def archive_entries(self, source_urls: Iterable[str], limit: int,
@@ -328,7 +333,7 @@ class PostgresStore:
         if not urls or limit <= 0:
             return []
         rows = await self._rows("read archived entries", _ARCHIVE_SQL,
-                                {"urls": urls, "limit": limit, "offset": offset})
+                                {"urls": urls, "limit": limit, "offset": offset}, prepare=False)
         return [_entry(row) for row in rows]
 
     async def search(self, query: Query, source_urls: Iterable[str], *,
