@@ -61,6 +61,9 @@ STOP_GRACE = 3.0
 #: sharing a PostgreSQL store render one at a time): stopping must not hang on a node
 #: rendering a large backlog, or one that froze holding the lock.
 STOP_RENDER_WAIT = 5.0
+#: How long the last render on stop may take in all, waiting included: a backlog (after
+#: a cold poll) takes longer, and is rendered by the next node to start instead.
+STOP_RENDER_TIME = 10.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -418,7 +421,9 @@ class Daemon:
             await self._drain(list(self._jobs), "scheduled jobs")
             await self._drain(list(self._in_flight.values()), "polls")
             await self._release_all()
-            await self.republish(lock_wait=STOP_RENDER_WAIT)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.republish(lock_wait=STOP_RENDER_WAIT),
+                                       STOP_RENDER_TIME)
             if self._dirty:
                 log.warning("stopped without rendering %s: the next node to start renders "
                             "everything", ", ".join(sorted(self._dirty)))
@@ -433,6 +438,10 @@ class Daemon:
             self._jobs.add(task)
             try:
                 await func()
+            except asyncio.CancelledError:
+                if not self._stop.is_set():
+                    raise
+                # Cut short by the stop, which redoes what it must: not a job failure.
             finally:
                 self._jobs.discard(task)
         return job
