@@ -257,9 +257,8 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
     from feedhub.report import StatusRow, make_console, render_history, render_status
 
     config = _config(ctx)
-    if slug is not None and slug not in config.categories:
-        raise click.BadParameter(f"no category {slug!r} in {config.path}; use one of: "
-                                 f"{', '.join(config.categories)}", param_hint="--category")
+    if slug is not None:
+        _check_category(config, slug)
     sources = config.sources_in(slug) if slug else config.sources
     if source is not None:
         sources = (_find_source(config, source),)
@@ -298,15 +297,16 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
 @click.argument("query", nargs=-1, required=True)
 @click.option("--category", "slugs", metavar="SLUG", multiple=True,
               help="Only entries of this category (repeat for several).")
-@click.option("--since", metavar="DATE", help="Only entries published on or after this date "
-              "(YYYY-MM-DD or 'YYYY-MM-DD HH:MM', in site.timezone).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%d %H:%M"]),
+              help="Only entries published on or after this date (YYYY-MM-DD or "
+              "'YYYY-MM-DD HH:MM', in site.timezone).")
 @click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True,
               help="How many entries to show, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per entry, in a list.")
 @click.pass_context
 @_handles_errors
-def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...], since: str | None,
-           limit: int, as_json: bool) -> None:
+def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...],
+           since: datetime | None, limit: int, as_json: bool) -> None:
     """Search stored entries: words all found, OR between alternatives, -word excluded.
 
     Words match anywhere in a title or text (no word boundaries, so 腾讯 and
@@ -323,10 +323,8 @@ def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...], s
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="QUERY") from None
     for slug in slugs:
-        if slug not in config.categories:
-            raise click.BadParameter(f"no category {slug!r} in {config.path}; use one of: "
-                                     f"{', '.join(config.categories)}", param_hint="--category")
-    after = _since(since, config) if since else None
+        _check_category(config, slug)
+    after = since.replace(tzinfo=config.site.timezone) if since else None
     wanted = SavedSearch(name="search", query=parsed, title=text, description="",
                          categories=slugs)
 
@@ -352,14 +350,11 @@ def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...], s
     click.echo(f"{_entries(len(found))} found for {parsed.text}", err=True)
 
 
-def _since(text: str, config: Config) -> datetime:
-    for pattern in ("%Y-%m-%d", "%Y-%m-%d %H:%M"):
-        try:
-            return datetime.strptime(text.strip(), pattern).replace(tzinfo=config.site.timezone)
-        except ValueError:
-            continue
-    raise click.BadParameter(f"invalid date {text!r}: write YYYY-MM-DD or 'YYYY-MM-DD HH:MM'",
-                             param_hint="--since")
+def _check_category(config: Config, slug: str) -> None:
+    """Refuse a --category that feeds.yaml does not define, naming the ones it does."""
+    if slug not in config.categories:
+        raise click.BadParameter(f"no category {slug!r} in {config.path}; use one of: "
+                                 f"{', '.join(config.categories)}", param_hint="--category")
 
 
 async def _filtered(store: Store, flt: EntryFilter, url: str) -> dict[str, int]:
@@ -753,8 +748,8 @@ def export_opml_command(ctx: click.Context, output: Path | None, slug: str | Non
     from feedhub.opml import ExportFeed, write_opml
 
     config = _config(ctx)
-    if slug is not None and slug not in config.categories:
-        raise click.BadParameter(f"no category {slug!r} in {config.path}", param_hint="--category")
+    if slug is not None:
+        _check_category(config, slug)
     states: dict[str, SourceState] = {}
     if config.store_url != f"sqlite://{config.store_path}" or config.store_path.exists():
         states = _run(_with_store(config, _source_states))  # never create a store just for this
@@ -876,8 +871,8 @@ def export_jekyll_command(ctx: click.Context, out_dir: Path, slug: str | None,
     from feedhub.publish.jekyll import export_jekyll
 
     config = _config(ctx)
-    if slug is not None and slug not in config.categories:
-        raise click.BadParameter(f"no category {slug!r} in {config.path}", param_hint="--category")
+    if slug is not None:
+        _check_category(config, slug)
     start = since.replace(tzinfo=config.site.timezone) if since else None
     result = _run(_with_store(config, lambda store: export_jekyll(
         store, config, out_dir, category=slug, since=start)))

@@ -98,13 +98,13 @@ def quiet_changes(*, now: datetime, states: Iterable[SourceState],
         if quiet and not was_quiet:
             events.append(SourceEvent(
                 source_url=state.url, at=now, kind="quiet",
-                detail=f"nothing new for {_days(silent)}, usually every {_days(usual)}"))
+                detail=f"nothing new for {_span(silent)}, usually every {_span(usual)}"))
         elif was_quiet and not quiet:
             events.append(SourceEvent(source_url=state.url, at=now, kind="resumed"))
     return events
 
 
-def _days(span: timedelta) -> str:
+def _span(span: timedelta) -> str:
     seconds = span.total_seconds()
     if span >= timedelta(days=2):
         return f"{span.days} days"

@@ -406,7 +406,8 @@ async def record_quiet(store: Store, config: Config, now: datetime) -> int:
     Raises:
         StoreError: the store failed.
     """
-    states = [s for s in await store.source_states() if config.source(s.url) is not None]
+    configured = {s.url for s in config.sources}
+    states = [s for s in await store.source_states() if s.url in configured]
     events = quiet_changes(now=now, states=states,
                            times=await store.entry_times(RHYTHM_ENTRIES),
                            last=await store.last_events(QUIET_KINDS),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Query", "Term", "entry_text", "parse_query"]
@@ -47,6 +48,13 @@ class Query:
         haystack = f"{title}\n{text}".casefold()
         return any(all((t.text.casefold() in haystack) != t.negated for t in terms)
                    for terms in self.alternatives)
+
+    def where(self, found: Callable[[str], str]) -> str:
+        """The query as an SQL condition, ``found(word)`` being a store's condition for
+        one word (it records the word's parameters itself)."""
+        return " OR ".join(
+            "(" + " AND ".join(("NOT " if t.negated else "") + found(t.text) for t in terms) + ")"
+            for terms in self.alternatives)
 
 
 def parse_query(text: str) -> Query:

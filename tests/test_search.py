@@ -222,11 +222,20 @@ def test_bad_queries_are_config_errors(write_config: Callable[..., Path], block:
     assert result.code == 2 and field in result.stderr and words in result.stderr
 
 
-def test_naive_since_is_read_in_the_sites_zone() -> None:
-    """--since 2022-05-06 means midnight in Asia/Shanghai (16:00 UTC the day before)."""
-    from feedhub.cli import _since
-    from feedhub.config import parse_config
-
-    config = parse_config("site: {title: t, base_url: 'http://127.0.0.1/'}\n"
-                          "categories: {a: {title: A}}\n", Path("feeds.yaml"))
-    assert _since("2022-05-06", config).astimezone(UTC) == datetime(2022, 5, 5, 16, tzinfo=UTC)
+def test_naive_since_is_read_in_the_sites_zone(feed_server: FeedServer,
+                                               write_config: Callable[..., Path]) -> None:
+    """--since is read in site.timezone (Asia/Shanghai): 09:59 there is before an entry
+    published at 10:00 +08:00 (02:00 UTC), 10:01 after it."""
+    feed_server.set("/stcn.xml", Route(body=_rss([("b1", "央行降准", "<p>x</p>")])))
+    config = write_config([SourceSpec(feed_server.url("/stcn.xml"))])
+    assert run_cli("poll", config=config).code == 0  # published 2022-05-06 10:00 +08:00
+    found = json.loads(run_cli("search", "降准", "--since", "2022-05-06", "--json",
+                               config=config).stdout)
+    assert [datetime.fromisoformat(h["published"]).astimezone(UTC) for h in found] == [
+        datetime(2022, 5, 6, 2, tzinfo=UTC)]
+    assert len(json.loads(run_cli("search", "降准", "--since", "2022-05-06 09:59", "--json",
+                                  config=config).stdout)) == 1
+    assert json.loads(run_cli("search", "降准", "--since", "2022-05-06 10:01", "--json",
+                              config=config).stdout) == []
+    bad = run_cli("search", "降准", "--since", "May 6", config=config)
+    assert bad.code == 2 and "--since" in bad.stderr

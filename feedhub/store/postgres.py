@@ -29,7 +29,7 @@ from feedhub.model import Document, Entry, SourceState, StoredEntry
 from feedhub.search import Query
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
-from feedhub.store.rows import document_from, entry_from, poll_from, state_from
+from feedhub.store.rows import document_from, entry_from, one_per_link, poll_from, state_from
 
 Connection = AsyncConnection[DictRow]
 
@@ -284,9 +284,7 @@ class PostgresStore:
             "read source events",
             "SELECT DISTINCT ON (source_url) * FROM source_events WHERE kind = ANY(%s) "
             "ORDER BY source_url, id DESC", (list(kinds),))
-        return {row["source_url"]: SourceEvent(
-            source_url=row["source_url"], at=_must_utc(row["at"]), kind=row["kind"],
-            detail=row["detail"], id=row["id"]) for row in rows}
+        return {row["source_url"]: _event(row) for row in rows}
 
     async def record_events(self, events: Sequence[SourceEvent]) -> None:
         async with self._conn("record source events") as conn, conn.transaction(), \
@@ -344,31 +342,19 @@ class PostgresStore:
         # No index: PostgreSQL's text search has no Chinese parser built in, so words are
         # found by scanning titles and tag-stripped content (fine for ~100,000 entries).
         params: dict[str, object] = {"urls": urls, "since": since, "scan": limit * 4}
-        alternatives = []
-        for terms in query.alternatives:
-            conditions = []
-            for term in terms:
-                name = f"t{len(params)}"
-                params[name] = term.text.lower()
-                conditions.append(f"{'NOT ' if term.negated else ''}"
-                                  f"(strpos(lower(e.title), %({name})s) > 0 OR strpos(lower("
-                                  f"regexp_replace(e.content_html, '<[^>]*>', ' ', 'g')), "
-                                  f"%({name})s) > 0)")
-            alternatives.append("(" + " AND ".join(conditions) + ")")
+
+        def found(word: str) -> str:
+            name = f"t{len(params)}"
+            params[name] = word.lower()
+            return (f"(strpos(lower(e.title), %({name})s) > 0 OR strpos(lower("
+                    f"regexp_replace(e.content_html, '<[^>]*>', ' ', 'g')), %({name})s) > 0)")
+
+        where = query.where(found)
         sql = ("SELECT * FROM entries e WHERE e.source_url = ANY(%(urls)s)"
-               f"{' AND e.published >= %(since)s' if since else ''} "
-               f"AND ({' OR '.join(alternatives)}) "
+               f"{' AND e.published >= %(since)s' if since else ''} AND ({where}) "
                "ORDER BY e.published DESC, e.id DESC LIMIT %(scan)s")
-        found: list[StoredEntry] = []
-        links: set[str] = set()
-        for row in await self._rows("search entries", sql, params):
-            entry = _entry(row)
-            if entry.canonical_link in links:
-                continue
-            if entry.canonical_link:
-                links.add(entry.canonical_link)
-            found.append(entry)
-        return found[:limit]
+        rows = await self._rows("search entries", sql, params)
+        return one_per_link((_entry(row) for row in rows), limit)
 
     async def count_entries(self, source_urls: Iterable[str]) -> int:
         urls = list(source_urls)

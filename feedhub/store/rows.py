@@ -1,4 +1,4 @@
-"""Rows read back from either store, made into value objects.
+"""Rows read back from either store, made into value objects (and deduplicated).
 
 Both stores keep the same columns; only how a timestamp comes back differs
 (ISO text in SQLite, ``timestamptz`` in PostgreSQL), so each passes its own
@@ -8,7 +8,7 @@ converter.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,21 @@ def entry_from(row: Row, to_time: ToTime) -> StoredEntry:
         authors=tuple(json.loads(row["authors"])), categories=tuple(json.loads(row["categories"])),
         enclosures=tuple(Enclosure(url=x["url"], type=x["type"], length=x["length"])
                          for x in json.loads(row["enclosures"])))
+
+
+def one_per_link(entries: Iterable[StoredEntry], limit: int) -> list[StoredEntry]:
+    """The first ``limit`` entries, skipping later copies of one canonical link."""
+    found: list[StoredEntry] = []
+    links: set[str] = set()
+    for entry in entries:
+        if entry.canonical_link in links:
+            continue
+        if entry.canonical_link:
+            links.add(entry.canonical_link)
+        found.append(entry)
+        if len(found) == limit:
+            break
+    return found
 
 
 def document_from(row: Row, to_time: ToTime) -> Document:

@@ -22,7 +22,7 @@ from feedhub.errors import StoreError
 from feedhub.model import Document, Entry, SourceState, StoredEntry
 from feedhub.search import Query, entry_text
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
-from feedhub.store.rows import document_from, entry_from, poll_from, state_from
+from feedhub.store.rows import document_from, entry_from, one_per_link, poll_from, state_from
 from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
@@ -333,9 +333,7 @@ class SQLiteStore:
         async with self._errors("read source events"), self._db.execute(
                 f"SELECT * FROM source_events WHERE id IN (SELECT MAX(id) FROM source_events "
                 f"WHERE kind IN ({marks}) GROUP BY source_url)", list(kinds)) as cur:
-            return {row["source_url"]: SourceEvent(
-                source_url=row["source_url"], at=_must_dt(row["at"]), kind=row["kind"],
-                detail=row["detail"], id=row["id"]) for row in await cur.fetchall()}
+            return {row["source_url"]: _event(row) for row in await cur.fetchall()}
 
     async def record_events(self, events: Sequence[SourceEvent]) -> None:
         async with self._errors("record source events"), self._transaction():
@@ -426,34 +424,25 @@ class SQLiteStore:
             return []
         async with self._errors("search entries"):
             await self._index_pending()
-            alternatives, params = [], []
-            for terms in query.alternatives:
-                conditions = []
-                for term in terms:
-                    sql, param = _search_condition(term.text)
-                    conditions.append(("NOT " if term.negated else "") + sql)
-                    params += param
-                alternatives.append("(" + " AND ".join(conditions) + ")")
+            params: list[str] = []
+
+            def found(word: str) -> str:
+                sql, values = _search_condition(word)
+                params.extend(values)
+                return sql
+
+            where = query.where(found)
             # Ids first, from the covering index, so only the page of full rows is read.
             sql = (f"WITH hits AS (SELECT e.id, e.published FROM entries e "
                    f"WHERE e.source_url IN (SELECT value FROM json_each(?))"
-                   f"{' AND e.published >= ?' if since else ''} AND ({' OR '.join(alternatives)}) "
+                   f"{' AND e.published >= ?' if since else ''} AND ({where}) "
                    "ORDER BY e.published DESC, e.id DESC LIMIT ?) "
                    "SELECT entries.* FROM hits JOIN entries ON entries.id = hits.id "
                    "ORDER BY hits.published DESC, hits.id DESC")
-            found: list[StoredEntry] = []
-            links: set[str] = set()
             # Twice the limit: copies of one article through several sources are dropped.
             async with self._db.execute(sql, [json.dumps(urls), *([_ts(since)] if since else []),
                                               *params, limit * 2]) as cur:
-                for row in await cur.fetchall():
-                    entry = _entry(row)
-                    if entry.canonical_link in links:
-                        continue
-                    if entry.canonical_link:
-                        links.add(entry.canonical_link)
-                    found.append(entry)
-            return found[:limit]
+                return one_per_link((_entry(row) for row in await cur.fetchall()), limit)
 
     async def _index_pending(self) -> None:
         """Bring the search index up to date with the entries stored since the last search.

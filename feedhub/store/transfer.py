@@ -9,8 +9,9 @@ Leases are not copied; they belong to running nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from feedhub.model import Document
 from feedhub.store.base import Store
@@ -21,6 +22,7 @@ TABLES = ("sources", "entries", "documents", "polls", "source_events")
 _DOCUMENT_BYTES = 8 << 20
 
 Progress = Callable[[str, int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,13 +54,18 @@ async def copy_store(source: Store, target: Store, *, batch: int = 1000,
     for i in range(0, len(states), batch):
         await target.import_sources(states[i:i + batch])
         done("sources", len(states[i:i + batch]))
-    cursor = 0
-    while True:
-        records, cursor = await source.export_entries(cursor, batch)
-        if not records:
-            break
-        await target.import_entries(records)
-        done("entries", len(records))
+    async def paged(table: str, export: Callable[[int, int], Awaitable[tuple[Sequence[T], int]]],
+                    put: Callable[[Sequence[T]], Awaitable[None]]) -> None:
+        """Copy a table read in storage order, ``batch`` rows at a time after a cursor."""
+        cursor = 0
+        while True:
+            rows, cursor = await export(cursor, batch)
+            if not rows:
+                return
+            await put(rows)
+            done(table, len(rows))
+
+    await paged("entries", source.export_entries, target.import_entries)
     # Documents one at a time: archive pages add up to far more than memory should hold.
     pending: list[Document] = []
     size = 0
@@ -75,18 +82,6 @@ async def copy_store(source: Store, target: Store, *, batch: int = 1000,
     if pending:
         await target.put_documents(pending)
         done("documents", len(pending))
-    cursor = 0
-    while True:
-        polls, cursor = await source.export_polls(cursor, batch)
-        if not polls:
-            break
-        await target.import_polls(polls)
-        done("polls", len(polls))
-    cursor = 0
-    while True:
-        events, cursor = await source.export_events(cursor, batch)
-        if not events:
-            break
-        await target.import_events(events)
-        done("source_events", len(events))
+    await paged("polls", source.export_polls, target.import_polls)
+    await paged("source_events", source.export_events, target.import_events)
     return CopyReport(source=await source.table_counts(), target=await target.table_counts())
