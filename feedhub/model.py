@@ -83,6 +83,9 @@ class ParsedEntry:
     authors: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
+    #: What relative URLs in ``content_html`` resolve against (its ``xml:base``);
+    #: ``None``: the feed's own URL.
+    content_base: str | None = None
 
     def __post_init__(self) -> None:
         _check_utc("published", self.published)

@@ -32,7 +32,7 @@ def normalize_entry(parsed: ParsedEntry, *, source_url: str, feed_url: str,
                     seen_at: datetime) -> Entry:
     """One entry, normalized (see :func:`normalize`)."""
     link = safe_url(parsed.link, feed_url)
-    content = clean_html(parsed.content_html, feed_url)
+    content = clean_html(parsed.content_html, parsed.content_base or feed_url)
     title = clean_text(parsed.title) or _title_from(content) or link or "(untitled)"
     date = parsed.published or parsed.updated
     published = seen_at if date is None or date > seen_at else date

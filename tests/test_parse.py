@@ -12,6 +12,7 @@ import pytest
 from feedhub.errors import EncodingError, ParseError
 from feedhub.model import ParsedEntry, ParsedFeed
 from feedhub.parse import parse
+from feedhub.sanitize import clean_html
 from tests.conftest import FIXTURES, fixture_route
 from tests.feedserver import FeedServer, Route
 
@@ -392,11 +393,18 @@ def test_xml_base_resolution(feed_server: FeedServer) -> None:
     feed = _fixture(feed_server, "xml_base_atom.xml")
     a, b = feed.entries
     assert a.link == "http://example.org/news/2022/05/a.html"
-    assert 'src="http://example.org/news/img/x.png"' in a.content_html
-    assert 'href="http://example.org/b.html"' in a.content_html
+    assert a.content_base == "http://example.org/news/"
+    assert 'src="img/x.png"' in a.content_html  # raw: the sanitizer resolves it
+    assert 'src="http://example.org/news/img/x.png"' in _resolved(a)
+    assert 'href="http://example.org/b.html"' in _resolved(a)
     assert b.link == "http://example.org/other/section/2022/05/b.html"
-    assert 'src="http://example.org/other/section/img/x.png"' in b.content_html
-    assert 'href="http://example.org/other/b.html"' in b.content_html
+    assert 'src="http://example.org/other/section/img/x.png"' in _resolved(b)
+    assert 'href="http://example.org/other/b.html"' in _resolved(b)
+
+
+def _resolved(entry: ParsedEntry) -> str:
+    """The entry's content as normalization makes it: sanitized, URLs resolved."""
+    return clean_html(entry.content_html, entry.content_base)
 
 
 def test_relative_links_resolve_against_feed_url(feed_server: FeedServer) -> None:
@@ -406,9 +414,10 @@ def test_relative_links_resolve_against_feed_url(feed_server: FeedServer) -> Non
     first, second = feed.entries
     assert first.link == f"{root}/news/1.html"
     assert second.link == f"{root}/feeds/news/2.html"
-    assert f'src="{root}/img/1.png"' in first.content_html
-    assert f'src="{root}/feeds/img/2.png"' in second.content_html
-    assert f'href="{root}/news/1.html"' in second.content_html
+    assert first.content_base == f"{root}/feeds/relative_rss.xml"
+    assert f'src="{root}/img/1.png"' in _resolved(first)
+    assert f'src="{root}/feeds/img/2.png"' in _resolved(second)
+    assert f'href="{root}/news/1.html"' in _resolved(second)
 
 
 def test_parse_errors_come_back_from_a_worker_process() -> None:
