@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import feed_bytes, feeds_yaml
 from feedhub.config import load_config
-from feedhub.model import FetchResult, FetchStatus, SourceState
-from feedhub.pipeline import parse_and_normalize
+from feedhub.model import SourceState
+from feedhub.normalize import parse_and_normalize
 from feedhub.search import Query, parse_query
 from feedhub.store import open_store
 from feedhub.store.sqlite import SQLiteStore
@@ -68,9 +68,10 @@ async def _fill(folder: Path, sources: int, entries: int) -> tuple[Path, list[st
     try:
         for i, source in enumerate(config.sources):
             body = feed_bytes(i, entries)
-            fetched = FetchResult(url=source.url, status=FetchStatus.OK, http_status=200,
-                                  body=body, headers={"content-type": "application/xml"})
-            parsed = parse_and_normalize(body, source=source, fetched=fetched, seen_at=seen)
+            parsed = parse_and_normalize(body, url=source.url,
+                                         headers={"content-type": "application/xml"},
+                                         timezone=source.timezone, encoding=None,
+                                         source_url=source.url, seen_at=seen)
             await store.save_poll(SourceState(url=source.url, last_poll_at=seen), parsed.entries,
                                   seen)
         assert isinstance(store, SQLiteStore)

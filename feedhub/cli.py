@@ -118,7 +118,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
     Otherwise: one line per source and a total.
     """
     from feedhub.fetch import Fetcher, limits_for
-    from feedhub.pipeline import Deps, changed_categories, parse_pool, poll_sources, record_quiet, republish
+    from feedhub.pipeline import Deps, changed_categories, poll_sources, record_quiet, republish, worker_pool
     from feedhub.publish.websub import announce_now
     from feedhub.report import (
         PollProgress,
@@ -137,9 +137,9 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
 
     async def work(store: Store) -> list[PollOutcome]:
         # Parsing runs in a process per core; the pool is gone before republishing.
-        with parse_pool() as executor:
+        with worker_pool() as workers:
             async with Fetcher(config.site.base_url, limits_for(config.fetch)) as fetcher:
-                deps = Deps(config=config, store=store, fetcher=fetcher, executor=executor)
+                deps = Deps(config=config, store=store, fetcher=fetcher, workers=workers)
                 outcomes = await poll_sources(deps, sources, force=force,
                                               on_done=progress.done if progress else None)
         slugs = changed_categories(config, outcomes)

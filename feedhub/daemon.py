@@ -18,7 +18,6 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,12 +32,13 @@ from feedhub.model import PollOutcome, PollStatus, utcnow
 from feedhub.pidfile import pid_path, remove_pid_file, write_pid_file
 from feedhub.pipeline import (
     Deps,
+    Workers,
     apply_retention,
     changed_categories,
-    parse_pool,
     poll_source,
     record_quiet,
     republish,
+    worker_pool,
 )
 from feedhub.policy import first_poll_at
 from feedhub.publish.static import write_stored
@@ -92,8 +92,8 @@ class Daemon:
         self.notifier = notifier
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
-        #: Where bodies are parsed: a process per core (see pipeline.parse_pool).
-        self.executor: Executor | None = None
+        #: Where bodies are parsed: a process per core (see pipeline.Workers).
+        self.workers = Workers(1)
         self.websub: WebSubPublisher | None = None
         #: Who holds this node's leases in a shared store.
         self.node = f"{socket.gethostname()}:{os.getpid()}"
@@ -147,7 +147,7 @@ class Daemon:
     async def _poll(self, source: Source) -> PollOutcome | None:
         assert self.store is not None and self.fetcher is not None
         deps = Deps(config=self.config, store=self.store, fetcher=self.fetcher,
-                    executor=self.executor, node=self.node)
+                    workers=self.workers, node=self.node)
         try:
             # The pipeline skips gone/rate-limited sources itself; the store's
             # next_poll_at already honours both, so polling here is never forced.
@@ -381,7 +381,7 @@ class Daemon:
             self._write_pid_file(stack)
             self.fetcher = await stack.enter_async_context(Fetcher(self.config.site.base_url,
                                                                    limits_for(self.config.fetch)))
-            self.executor = stack.enter_context(parse_pool())
+            self.workers = stack.enter_context(worker_pool())
             # Hubs are read at startup; a reload that changes them applies after a restart.
             self.websub = await stack.enter_async_context(
                 WebSubPublisher(self.config.site.websub_hubs, self.config.site.base_url))

@@ -107,6 +107,16 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NormalizedFeed:
+    """A fetched document parsed and normalized: what a poll stores."""
+
+    title: str
+    link: str | None
+    ttl_minutes: int | None
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
     """A normalized entry, ready to be stored under ``(source_url, key)``."""
 

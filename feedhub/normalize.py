@@ -2,20 +2,40 @@
 
 Decides identity (id/guid, else link, else a content hash), sanitizes HTML,
 makes links absolute, and clamps dates in the future. Pure: no I/O.
+:func:`parse_and_normalize` is what a parse worker process runs, so this
+module imports only what parsing needs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from feedhub.model import Entry, ParsedEntry, ParsedFeed
+from feedhub.model import Entry, NormalizedFeed, ParsedEntry, ParsedFeed
+from feedhub.parse import parse
 from feedhub.sanitize import clean_html, clean_text, safe_url, xml_safe
 from feedhub.urls import canonical_link
 
 _UNTITLED_CHARS = 60
+
+
+def parse_and_normalize(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneInfo,
+                        encoding: str | None, source_url: str, seen_at: datetime
+                        ) -> NormalizedFeed:
+    """Parse a body fetched from ``url`` for the source ``source_url`` and normalize it.
+
+    Raises:
+        EncodingError, ParseError: as :func:`feedhub.parse.parse`.
+    """
+    feed = parse(body, url=url, headers=headers, timezone=timezone, encoding=encoding)
+    return NormalizedFeed(title=clean_text(feed.title), link=safe_url(feed.link, url),
+                          ttl_minutes=feed.ttl_minutes,
+                          entries=normalize(feed, source_url=source_url, feed_url=url,
+                                            seen_at=seen_at))
 
 
 def normalize(feed: ParsedFeed, *, source_url: str, feed_url: str,

@@ -14,12 +14,14 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import aclosing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from feedhub.config import Config, Source
 from feedhub.errors import SourceError, StoreError
@@ -27,16 +29,16 @@ from feedhub.fetch import Fetcher
 from feedhub.health import QUIET_KINDS, RHYTHM_ENTRIES, quiet_changes, state_change
 from feedhub.model import (
     Document,
-    Entry,
     FetchResult,
     FetchStatus,
+    NormalizedFeed,
     PollOutcome,
     PollStatus,
     SourceState,
     utcnow,
 )
+from feedhub.normalize import parse_and_normalize
 from feedhub.policy import next_poll_at
-from feedhub.sanitize import clean_text, safe_url
 from feedhub.store import Store
 
 log = logging.getLogger("feedhub.pipeline")
@@ -44,6 +46,8 @@ log = logging.getLogger("feedhub.pipeline")
 #: Sources polled at once by :func:`poll_sources`: enough to keep the fetcher's
 #: connections and every parser busy, few enough to bound the bodies held.
 POLLS_IN_FLIGHT = 24
+
+T = TypeVar("T")
 
 _FAILED = {
     FetchStatus.HTTP_ERROR, FetchStatus.NETWORK_ERROR, FetchStatus.TOO_LARGE,
@@ -57,98 +61,110 @@ class Deps:
     config: Config
     store: Store
     fetcher: Fetcher
-    #: Where parsing runs (a process pool spreads it over cores); ``None``: a thread.
-    executor: Executor | None = None
+    #: Where parsing runs (a process pool spreads it over cores).
+    workers: Workers = field(default_factory=lambda: Workers(1))
     #: The current instant (tests inject a fixed one to check schedules).
     clock: Callable[[], datetime] = utcnow
     #: The node whose leases the polls run under (``feedhub run``); ``None``: no leases.
     node: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Parsed:
-    title: str
-    link: str | None
-    ttl_minutes: int | None
-    entries: list[Entry]
-
-
-def parse_and_normalize(body: bytes, *, source: Source, fetched: FetchResult,
-                        seen_at: datetime) -> _Parsed:
-    """Parse and normalize one body (runs in a worker; picklable arguments only)."""
-    from feedhub.normalize import normalize
-    from feedhub.parse import parse
-
-    feed = parse(body, url=fetched.url, headers=fetched.headers, timezone=source.timezone,
-                 encoding=source.encoding)
-    entries = normalize(feed, source_url=source.url, feed_url=fetched.url, seen_at=seen_at)
-    return _Parsed(title=clean_text(feed.title), link=safe_url(feed.link, fetched.url),
-                   ttl_minutes=feed.ttl_minutes, entries=entries)
-
-
-def _ignore_interrupts() -> None:
-    # A Ctrl-C reaches the whole foreground process group: the parent decides when
-    # workers stop. SIGTERM keeps its default: when a worker dies, the pool ends the
-    # others with it, and one that ignored it (blocked sending a result nobody reads
-    # any more) was waited for forever, hanging the poll.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def parse_workers() -> int:
-    """How many processes parse: ``$FEEDHUB_PARSE_WORKERS``, else one (in a thread).
+    """How many processes parse: ``$FEEDHUB_PARSE_WORKERS``, else one per core.
 
-    The process pool is opt-in (``auto``: one worker per core): on two cores its
-    workers add about 60 MB (PSS) to a cold poll and save only ~10 %, because the
-    main process (fetching, storing, rendering) then sets the pace.
+    feedparser holds the GIL, so a poll of many changed feeds is only as fast as
+    the cores it parses on. ``1`` parses in a thread of the main process instead
+    (the least memory: a worker costs ~15 MB).
     """
-    wanted = os.environ.get("FEEDHUB_PARSE_WORKERS", "1").strip()
-    if wanted == "auto":
+    wanted = os.environ.get("FEEDHUB_PARSE_WORKERS", "auto").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    if wanted != "auto":
+        log.warning("FEEDHUB_PARSE_WORKERS=%s is not a number or 'auto'; one worker per core",
+                    wanted)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Workers:
+    """Runs CPU-bound jobs (parsing) off the event loop, on as many cores as it has.
+
+    feedparser holds the GIL, so a poll of many changed feeds is only as fast as the
+    cores it parses on. While jobs come one at a time (a poll of one source, a
+    daemon's trickle of changes) they run in a thread, and no worker process is
+    started; once two wait at once, a pool of worker processes starts and takes
+    them from then on. A pool whose worker died is replaced.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self._processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._in_thread = 0
+
+    async def run(self, job: Callable[[], T]) -> T:
+        """``job()``'s result; ``job`` must pickle (a module-level function or a partial)."""
+        if self._processes < 2 or (self._pool is None and not self._in_thread):
+            self._in_thread += 1
+            try:
+                return await asyncio.to_thread(job)
+            finally:
+                self._in_thread -= 1
+        pool = self._pool = self._pool or _process_pool(self._processes)
         try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
-    return int(wanted) if wanted.isdigit() and int(wanted) > 0 else 1
+            # Submitted from a thread: a process pool starts its workers inside submit()
+            # (through the forkserver, ~1 s the first time), which must not stall the
+            # loop that also serves HTTP and feeds the watchdog.
+            future = await asyncio.to_thread(pool.submit, job)
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): this job runs here instead, and
+            # the next ones in a new pool.
+            log.warning("a worker process died; running its job in the main process")
+            if self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(job)
+
+    def close(self) -> None:
+        """Stop the worker processes, once their jobs are done."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
-@contextmanager
-def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
-    """A process pool for :func:`parse_and_normalize`, shut down on exit.
-
-    feedparser is CPU-bound and holds the GIL, so a full poll is only as fast as
-    the cores it is spread over. Workers start on first use (a poll of 304s never
-    starts any), forked from a clean server process that has the parser imported.
-    ``None`` (parse in a thread) on a single core.
-    """
-    workers = workers or parse_workers()
-    if workers < 2:
-        yield None
-        return
+def _process_pool(processes: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        context.set_forkserver_preload(["feedhub.parse", "feedhub.normalize", "feedhub.pipeline"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_ignore_interrupts)
+        # Workers fork from a clean process with only what parsing needs imported:
+        # the rest of feedhub would add ~30 MB to each.
+        context.set_forkserver_preload(["feedhub.normalize"])
+    # A Ctrl-C reaches the whole foreground process group: the parent decides when
+    # workers stop. SIGTERM keeps its default: when a worker dies, the pool ends the
+    # others with it, and one that ignored it (blocked sending a result nobody reads
+    # any more) was waited for forever, hanging the poll. (A partial of builtins: a
+    # function of ours would make each worker import its whole module.)
+    return ProcessPoolExecutor(max_workers=processes, mp_context=context,
+                               initializer=partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
+
+
+@contextmanager
+def worker_pool(processes: int | None = None) -> Iterator[Workers]:
+    """:class:`Workers` for ``processes`` (default :func:`parse_workers`), closed on exit."""
+    workers = Workers(processes or parse_workers())
     try:
-        yield pool
+        yield workers
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        workers.close()
 
 
-async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
-    loop = asyncio.get_running_loop()
-    if deps.executor is None:
-        return await loop.run_in_executor(None, _parse_job, fetched, source, now)
-    try:
-        # Submitted from a thread: a process pool starts its workers inside submit()
-        # (through the forkserver, ~1 s the first time), which must not stall the loop
-        # that also serves HTTP and feeds the watchdog.
-        future = await asyncio.to_thread(deps.executor.submit, _parse_job, fetched, source, now)
-        return await asyncio.wrap_future(future)
-    except BrokenProcessPool:
-        # A worker died (killed, out of memory): this body is parsed here instead.
-        log.warning("parse worker died; parsing %s in the main process", source.url)
-        return await loop.run_in_executor(None, _parse_job, fetched, source, now)
+async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime
+                 ) -> NormalizedFeed:
+    return await deps.workers.run(partial(
+        parse_and_normalize, fetched.body, url=fetched.url, headers=fetched.headers,
+        timezone=source.timezone, encoding=source.encoding, source_url=source.url, seen_at=now))
 
 
 async def poll_source(deps: Deps, source: Source, *, force: bool = False,
@@ -194,7 +210,7 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
 
 
 async def _fail_over(deps: Deps, source: Source, now: datetime, why: str
-                     ) -> tuple[str, FetchResult, _Parsed] | None:
+                     ) -> tuple[str, FetchResult, NormalizedFeed] | None:
     """The first fallback URL that answers with entries: (URL, fetch, parsed), or ``None``.
 
     Fallbacks are fetched without validators, and their entries are stored under the
@@ -214,10 +230,6 @@ async def _fail_over(deps: Deps, source: Source, now: datetime, why: str
             # Its validators belong to the fallback, not to the first URL.
             return url, replace(fetched, etag=None, last_modified=None, moved_to=None), parsed
     return None
-
-
-def _parse_job(fetched: FetchResult, source: Source, now: datetime) -> _Parsed:
-    return parse_and_normalize(fetched.body, source=source, fetched=fetched, seen_at=now)
 
 
 def _explain(fetched: FetchResult) -> str | None:
@@ -245,7 +257,7 @@ def _status(fetched: FetchResult) -> PollStatus:
 
 
 async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchResult,
-                status: PollStatus, error: str | None, parsed: _Parsed | None,
+                status: PollStatus, error: str | None, parsed: NormalizedFeed | None,
                 body_hash: str | None, now: datetime) -> PollOutcome:
     failed = status in (PollStatus.ERROR, PollStatus.RATE_LIMITED)
     failures = state.failures + 1 if failed else 0

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -11,12 +18,15 @@ import pytest
 
 from feedhub.errors import EncodingError, ParseError
 from feedhub.model import ParsedEntry, ParsedFeed
+from feedhub.normalize import parse_and_normalize
 from feedhub.parse import parse
+from feedhub.pipeline import Workers, parse_workers, worker_pool
 from feedhub.sanitize import clean_html
 from tests.conftest import FIXTURES, fixture_route
 from tests.feedserver import FeedServer, Route
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+T = TypeVar("T")
 
 
 def _utc(*args: int) -> datetime:
@@ -420,42 +430,97 @@ def test_relative_links_resolve_against_feed_url(feed_server: FeedServer) -> Non
     assert f'href="{root}/news/1.html"' in _resolved(second)
 
 
-def test_parse_errors_come_back_from_a_worker_process() -> None:
+async def _in_worker(workers: Workers, job: Callable[[], T]) -> T:
+    """``job`` run by a worker process: the thread is kept busy meanwhile."""
+    _, result = await asyncio.gather(workers.run(partial(time.sleep, 0.3)), workers.run(job))
+    return result
+
+
+async def test_parse_errors_come_back_from_a_worker_process() -> None:
     """A body that is not a feed is a ParseError in the caller; the process pool lives on.
 
     Errors travel back pickled: one that could not be rebuilt broke the whole pool.
     """
-    from feedhub.pipeline import parse_pool
-
     rss = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
            b"<item><title>a</title><guid>g1</guid></item></channel></rss>")
-    with parse_pool(2) as pool:
-        assert pool is not None
+    with worker_pool(2) as workers:
+        pids = set()
         for _ in range(3):
-            failed = pool.submit(parse, b"<html><body>not a feed</body></html>",
-                                 url="http://127.0.0.1:9/x", headers={}, timezone=SHANGHAI)
             with pytest.raises(ParseError) as caught:
-                failed.result(timeout=60)
+                await _in_worker(workers, partial(parse, b"<html><body>not a feed</body></html>",
+                                                  url="http://127.0.0.1:9/x", headers={},
+                                                  timezone=SHANGHAI))
             assert caught.value.url == "http://127.0.0.1:9/x"
-            feed = pool.submit(parse, rss, url="http://127.0.0.1:9/y", headers={},
-                               timezone=SHANGHAI).result(timeout=60)
+            feed = await _in_worker(workers, partial(parse, rss, url="http://127.0.0.1:9/y",
+                                                     headers={}, timezone=SHANGHAI))
             assert [e.title for e in feed.entries] == ["a"]
+            pids.add(await _in_worker(workers, os.getpid))
+        assert os.getpid() not in pids
+
+
+async def test_jobs_run_in_a_thread_until_two_wait() -> None:
+    """One job at a time runs in this process (no worker started for a poll of one
+    source); jobs that overlap go to worker processes, and keep going there."""
+    with worker_pool(2) as workers:
+        assert await workers.run(os.getpid) == os.getpid()
+        assert await workers.run(os.getpid) == os.getpid()
+        assert await _in_worker(workers, os.getpid) != os.getpid()
+        assert await workers.run(os.getpid) != os.getpid()
+    with worker_pool(1) as workers:
+        assert set(await asyncio.gather(*(workers.run(os.getpid) for _ in range(3)))) == {
+            os.getpid()}
+
+
+async def test_a_dead_worker_is_replaced() -> None:
+    """A worker killed mid-job: that job runs here instead, later jobs in a new pool."""
+    with worker_pool(2) as workers:
+        first = await _in_worker(workers, os.getpid)
+        killed = await _in_worker(workers, partial(_kill_self_unless, os.getpid()))
+        assert killed == os.getpid()  # ran again in this process
+        assert await _in_worker(workers, os.getpid) not in (first, os.getpid())
+
+
+def _kill_self_unless(pid: int) -> int:
+    if os.getpid() != pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
 
 
 def _signal_handlers() -> tuple[object, object]:
-    import signal
-
     return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
 
-def test_parse_workers_ignore_ctrl_c_but_not_sigterm() -> None:
+async def test_workers_ignore_ctrl_c_but_not_sigterm() -> None:
     """Workers leave Ctrl-C to the parent, but can be terminated: the pool ends them with
     SIGTERM when another one dies, and one that ignored it hung the shutdown."""
-    import signal
+    with worker_pool(2) as workers:
+        assert await _in_worker(workers, _signal_handlers) == (signal.SIG_IGN, signal.SIG_DFL)
 
-    from feedhub.pipeline import parse_pool
 
-    with parse_pool(2) as pool:
-        assert pool is not None
-        assert pool.submit(_signal_handlers).result(timeout=60) == (signal.SIG_IGN,
-                                                                     signal.SIG_DFL)
+async def test_workers_import_only_the_parser() -> None:
+    """A worker runs parse_and_normalize without the rest of feedhub (config, store,
+    HTTP client): each module imported there is memory every worker pays for."""
+    rss = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+           b"<item><title>a</title><guid>g1</guid><description>&lt;p&gt;x&lt;/p&gt;</description>"
+           b"</item></channel></rss>")
+    job = partial(parse_and_normalize, rss, url="http://127.0.0.1:9/f", headers={},
+                  timezone=SHANGHAI, encoding=None, source_url="http://127.0.0.1:9/f",
+                  seen_at=datetime(2024, 1, 1, tzinfo=UTC))
+    with worker_pool(2) as workers:
+        assert [e.title for e in (await _in_worker(workers, job)).entries] == ["a"]
+        loaded = await _in_worker(workers, partial(eval, "sorted(__import__('sys').modules)"))
+    assert "feedhub.normalize" in loaded
+    heavy = {"feedhub.config", "feedhub.pipeline", "feedhub.store", "pydantic", "httpx", "aiosqlite"}
+    assert heavy.isdisjoint(loaded), heavy & set(loaded)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("1", 1), (None, "cores"),
+                                                 ("auto", "cores"), ("many", "cores")])
+def test_parse_workers_setting(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                               expected: int | str) -> None:
+    """FEEDHUB_PARSE_WORKERS: a number, else (unset, ``auto``, nonsense) one per core."""
+    if value is None:
+        monkeypatch.delenv("FEEDHUB_PARSE_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("FEEDHUB_PARSE_WORKERS", value)
+    assert parse_workers() == (len(os.sched_getaffinity(0)) if expected == "cores" else expected)
