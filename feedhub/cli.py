@@ -118,7 +118,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
     Otherwise: one line per source and a total.
     """
     from feedhub.fetch import Fetcher, limits_for
-    from feedhub.pipeline import Deps, changed_categories, poll_sources, record_quiet, republish, worker_pool
+    from feedhub.pipeline import Deps, changed_categories, poll_sources, record_quiet, republish
     from feedhub.publish.websub import announce_now
     from feedhub.report import (
         PollProgress,
@@ -127,6 +127,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
         poll_total,
         render_poll_summary,
     )
+    from feedhub.workers import worker_pool
 
     config = _config(ctx)
     sources = config.sources
@@ -136,18 +137,19 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
             raise click.UsageError(f"no source with URL {source_url} in {config.path}")
 
     async def work(store: Store) -> list[PollOutcome]:
-        # Parsing runs in a process per core; the pool is gone before republishing.
+        # Parsing and rendering run in a process per core.
         with worker_pool() as workers:
             async with Fetcher(config.site.base_url, limits_for(config.fetch)) as fetcher:
                 deps = Deps(config=config, store=store, fetcher=fetcher, workers=workers)
                 outcomes = await poll_sources(deps, sources, force=force,
                                               on_done=progress.done if progress else None)
-        slugs = changed_categories(config, outcomes)
-        if await record_quiet(store, config, utcnow()):
-            slugs.add("_health")
-        if slugs or not await store.document_paths("feeds/all.atom"):
-            changed = await republish(store, config, slugs or None, config.public_dir)
-            await announce_now(config, changed)
+            slugs = changed_categories(config, outcomes)
+            if await record_quiet(store, config, utcnow()):
+                slugs.add("_health")
+            if slugs or not await store.document_paths("feeds/all.atom"):
+                changed = await republish(store, config, slugs or None, config.public_dir,
+                                          workers=workers)
+                await announce_now(config, changed)
         return outcomes
 
     console = make_console()
@@ -171,12 +173,14 @@ def build(ctx: click.Context, out_dir: Path | None) -> None:
     """Render every output from the store into a folder, each file atomically."""
     from feedhub.pipeline import republish
     from feedhub.publish.static import write_stored
+    from feedhub.workers import worker_pool
 
     config = _config(ctx)
     target = out_dir or config.public_dir
 
     async def work(store: Store) -> int:
-        await republish(store, config)
+        with worker_pool() as workers:
+            await republish(store, config, workers=workers)
         return await write_stored(store, await store.document_paths(), target)
 
     count = _run(_with_store(config, work))
@@ -329,7 +333,7 @@ def search(ctx: click.Context, query: tuple[str, ...], slugs: tuple[str, ...],
                          categories=slugs)
 
     async def work(store: Store) -> list[StoredEntry]:
-        from feedhub.render import search_kept
+        from feedhub.render.site import search_kept
 
         return await search_kept(store, config, wanted, limit, config.entry_filter(), after)
 

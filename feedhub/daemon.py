@@ -32,13 +32,11 @@ from feedhub.model import PollOutcome, PollStatus, utcnow
 from feedhub.pidfile import pid_path, remove_pid_file, write_pid_file
 from feedhub.pipeline import (
     Deps,
-    Workers,
     apply_retention,
     changed_categories,
     poll_source,
     record_quiet,
     republish,
-    worker_pool,
 )
 from feedhub.policy import first_poll_at
 from feedhub.publish.static import write_stored
@@ -47,6 +45,7 @@ from feedhub.schedule import Jobs, Scheduler
 from feedhub.server import HttpServer, create_app
 from feedhub.store import Store, open_store
 from feedhub.systemd import Notifier, watchdog_interval
+from feedhub.workers import Workers, worker_pool
 
 log = logging.getLogger("feedhub.daemon")
 
@@ -220,8 +219,8 @@ class Daemon:
             return
         slugs, self._dirty = self._dirty, set()
         try:
-            changed = (await republish(self.store, self.config, slugs, lock_wait=lock_wait)
-                       if slugs else [])
+            changed = (await republish(self.store, self.config, slugs, lock_wait=lock_wait,
+                                       workers=self.workers) if slugs else [])
         except FeedhubError as e:
             self._dirty |= slugs  # try again on the next run
             log.error("republish failed: %s", e)
@@ -389,7 +388,7 @@ class Daemon:
             await self._release_dead_leases()
             # Everything, not just what is missing: a crash may have come between
             # storing entries and republishing them, or between storing and writing files.
-            await republish(self.store, self.config)
+            await republish(self.store, self.config, workers=self.workers)
             await write_stored(self.store, await self.store.document_paths(),
                                self.config.public_dir)
             host, port = self.options.listen or (self.config.listen_host, self.config.listen_port)

@@ -10,18 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
-import os
-import signal
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import aclosing, contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 from feedhub.config import Config, Source
 from feedhub.errors import SourceError, StoreError
@@ -40,6 +34,7 @@ from feedhub.model import (
 from feedhub.normalize import parse_and_normalize
 from feedhub.policy import next_poll_at
 from feedhub.store import Store
+from feedhub.workers import Workers
 
 log = logging.getLogger("feedhub.pipeline")
 
@@ -47,7 +42,6 @@ log = logging.getLogger("feedhub.pipeline")
 #: connections and every parser busy, few enough to bound the bodies held.
 POLLS_IN_FLIGHT = 24
 
-T = TypeVar("T")
 
 _FAILED = {
     FetchStatus.HTTP_ERROR, FetchStatus.NETWORK_ERROR, FetchStatus.TOO_LARGE,
@@ -67,97 +61,6 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     #: The node whose leases the polls run under (``feedhub run``); ``None``: no leases.
     node: str | None = None
-
-
-def parse_workers() -> int:
-    """How many processes parse: ``$FEEDHUB_PARSE_WORKERS``, else one per core.
-
-    feedparser holds the GIL, so a poll of many changed feeds is only as fast as
-    the cores it parses on. ``1`` parses in a thread of the main process instead
-    (the least memory: a worker costs ~15 MB).
-    """
-    wanted = os.environ.get("FEEDHUB_PARSE_WORKERS", "auto").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    if wanted != "auto":
-        log.warning("FEEDHUB_PARSE_WORKERS=%s is not a number or 'auto'; one worker per core",
-                    wanted)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-class Workers:
-    """Runs CPU-bound jobs (parsing) off the event loop, on as many cores as it has.
-
-    feedparser holds the GIL, so a poll of many changed feeds is only as fast as the
-    cores it parses on. While jobs come one at a time (a poll of one source, a
-    daemon's trickle of changes) they run in a thread, and no worker process is
-    started; once two wait at once, a pool of worker processes starts and takes
-    them from then on. A pool whose worker died is replaced.
-    """
-
-    def __init__(self, processes: int) -> None:
-        self._processes = processes
-        self._pool: ProcessPoolExecutor | None = None
-        self._in_thread = 0
-
-    async def run(self, job: Callable[[], T]) -> T:
-        """``job()``'s result; ``job`` must pickle (a module-level function or a partial)."""
-        if self._processes < 2 or (self._pool is None and not self._in_thread):
-            self._in_thread += 1
-            try:
-                return await asyncio.to_thread(job)
-            finally:
-                self._in_thread -= 1
-        pool = self._pool = self._pool or _process_pool(self._processes)
-        try:
-            # Submitted from a thread: a process pool starts its workers inside submit()
-            # (through the forkserver, ~1 s the first time), which must not stall the
-            # loop that also serves HTTP and feeds the watchdog.
-            future = await asyncio.to_thread(pool.submit, job)
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): this job runs here instead, and
-            # the next ones in a new pool.
-            log.warning("a worker process died; running its job in the main process")
-            if self._pool is pool:
-                self._pool = None
-                pool.shutdown(wait=False, cancel_futures=True)
-            return await asyncio.to_thread(job)
-
-    def close(self) -> None:
-        """Stop the worker processes, once their jobs are done."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def _process_pool(processes: int) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        # Workers fork from a clean process with only what parsing needs imported:
-        # the rest of feedhub would add ~30 MB to each.
-        context.set_forkserver_preload(["feedhub.normalize"])
-    # A Ctrl-C reaches the whole foreground process group: the parent decides when
-    # workers stop. SIGTERM keeps its default: when a worker dies, the pool ends the
-    # others with it, and one that ignored it (blocked sending a result nobody reads
-    # any more) was waited for forever, hanging the poll. (A partial of builtins: a
-    # function of ours would make each worker import its whole module.)
-    return ProcessPoolExecutor(max_workers=processes, mp_context=context,
-                               initializer=partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
-
-
-@contextmanager
-def worker_pool(processes: int | None = None) -> Iterator[Workers]:
-    """:class:`Workers` for ``processes`` (default :func:`parse_workers`), closed on exit."""
-    workers = Workers(processes or parse_workers())
-    try:
-        yield workers
-    finally:
-        workers.close()
 
 
 async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime
@@ -345,8 +248,8 @@ REPUBLISH_BATCH_BYTES = 4 << 20
 
 
 async def republish(store: Store, config: Config, slugs: Iterable[str] | None = None,
-                    out_dir: Path | None = None, *, lock_wait: float | None = None
-                    ) -> list[str]:
+                    out_dir: Path | None = None, *, lock_wait: float | None = None,
+                    workers: Workers | None = None) -> list[str]:
     """Render ``slugs`` (default: everything), store what changed, write it to ``out_dir``.
 
     Documents are stored (and written) in small batches as they are rendered, so
@@ -354,14 +257,15 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
     while the next is rendered. Returns the paths of the documents whose bytes
     changed, in rendering order. A file that cannot be written does not stop the
     rest from being rendered and stored. ``lock_wait``: how long to wait for another
-    node's render to finish (default: as long as it takes).
+    node's render to finish (default: as long as it takes); ``workers``: where feeds
+    are rendered (default: inline).
 
     Raises:
         StoreError, PublishError: the store or the disk failed, or another node was
             still rendering after ``lock_wait`` seconds.
     """
     from feedhub.publish.static import PublishError, write_documents
-    from feedhub.render import render
+    from feedhub.render.site import render
 
     changed: list[str] = []
     unwritten: list[PublishError] = []
@@ -391,7 +295,7 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
         size = 0
         keeping: asyncio.Task[None] | None = None
         try:
-            async with aclosing(render(store, config, slugs)) as docs:
+            async with aclosing(render(store, config, slugs, workers)) as docs:
                 async for doc in docs:
                     batch.append(doc)
                     size += len(doc.body)

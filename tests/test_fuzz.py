@@ -27,7 +27,7 @@ from feedhub.errors import SourceError
 from feedhub.model import SourceState
 from feedhub.normalize import normalize
 from feedhub.parse import parse
-from feedhub.render import render
+from feedhub.render.site import render
 from feedhub.store import open_store
 from tests.conftest import CORPUS, SourceSpec, config_text, corpus_required
 

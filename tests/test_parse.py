@@ -20,8 +20,8 @@ from feedhub.errors import EncodingError, ParseError
 from feedhub.model import ParsedEntry, ParsedFeed
 from feedhub.normalize import parse_and_normalize
 from feedhub.parse import parse
-from feedhub.pipeline import Workers, parse_workers, worker_pool
 from feedhub.sanitize import clean_html
+from feedhub.workers import Workers, worker_count, worker_pool
 from tests.conftest import FIXTURES, fixture_route
 from tests.feedserver import FeedServer, Route
 
@@ -510,17 +510,18 @@ async def test_workers_import_only_the_parser() -> None:
         assert [e.title for e in (await _in_worker(workers, job)).entries] == ["a"]
         loaded = await _in_worker(workers, partial(eval, "sorted(__import__('sys').modules)"))
     assert "feedhub.normalize" in loaded
-    heavy = {"feedhub.config", "feedhub.pipeline", "feedhub.store", "pydantic", "httpx", "aiosqlite"}
+    heavy = {"feedhub.config", "feedhub.pipeline", "feedhub.store", "feedhub.render.site",
+             "pydantic", "httpx", "aiosqlite"}
     assert heavy.isdisjoint(loaded), heavy & set(loaded)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("3", 3), ("1", 1), (None, "cores"),
                                                  ("auto", "cores"), ("many", "cores")])
-def test_parse_workers_setting(monkeypatch: pytest.MonkeyPatch, value: str | None,
+def test_worker_count_setting(monkeypatch: pytest.MonkeyPatch, value: str | None,
                                expected: int | str) -> None:
     """FEEDHUB_PARSE_WORKERS: a number, else (unset, ``auto``, nonsense) one per core."""
     if value is None:
         monkeypatch.delenv("FEEDHUB_PARSE_WORKERS", raising=False)
     else:
         monkeypatch.setenv("FEEDHUB_PARSE_WORKERS", value)
-    assert parse_workers() == (len(os.sched_getaffinity(0)) if expected == "cores" else expected)
+    assert worker_count() == (len(os.sched_getaffinity(0)) if expected == "cores" else expected)

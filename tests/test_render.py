@@ -18,8 +18,9 @@ from lxml import etree
 
 from feedhub.config import Config, load_config
 from feedhub.model import Document, Entry, SourceState
-from feedhub.render import render
+from feedhub.render.site import render
 from feedhub.store import Store, open_store
+from feedhub.workers import worker_pool
 from tests.conftest import CORPUS, SourceSpec, corpus_required
 
 BASE = "http://127.0.0.1:8080/"
@@ -332,6 +333,23 @@ async def test_render_is_deterministic(rendered: Rendered) -> None:
     for path, doc in rendered.docs.items():
         assert again[path].body == doc.body, path
         assert again[path].etag == doc.etag, path
+
+
+async def test_render_in_worker_processes_gives_the_same_documents(
+        write_config: Callable[..., Path]) -> None:
+    """Rendered by worker processes, several at once: the same documents in the same
+    order, archive pages included."""
+    result = await build(write_config, max_entries=2)
+    try:
+        inline = [d async for d in render(result.store, result.config)]
+        with worker_pool(2) as workers:
+            pooled = [d async for d in render(result.store, result.config, None, workers)]
+            assert workers.started
+        assert any("/archive/" in d.path for d in inline)
+        assert [(d.path, d.etag) for d in pooled] == [(d.path, d.etag) for d in inline]
+        assert [d.body for d in pooled] == [d.body for d in inline]
+    finally:
+        await result.store.close()
 
 
 def test_all_merges_categories_with_own_labels(rendered: Rendered) -> None:
