@@ -1,4 +1,4 @@
-"""Serve rendered documents over HTTP (plain ASGI and Starlette, run by uvicorn).
+"""Serve rendered documents over HTTP (plain ASGI and Starlette, run by granian).
 
 Only documents in the store are served (looked up by exact path, never from
 the file system), with ``ETag``/``Last-Modified``, 304 answers to conditional
@@ -15,7 +15,7 @@ import json
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +26,7 @@ from feedhub.model import Document, PollStatus
 from feedhub.store import Store
 
 if TYPE_CHECKING:  # imported where used: `feedhub poll` never loads the HTTP stack
-    import uvicorn
+    import granian.server.embed
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -45,6 +45,10 @@ RECHECK_SECONDS = 1.0
 #: Memory for cached documents (bodies and their gzip), at most.
 CACHE_BYTES = 64 * 1024 * 1024
 _NOT_FOUND = b"Not Found\n"
+#: Connections waiting to be accepted, at most.
+BACKLOG = 2048
+#: How long in-flight responses may take to finish once the server is told to stop.
+STOP_SECONDS = 5
 
 
 def _http_date(value: datetime) -> str:
@@ -267,24 +271,38 @@ class ServeError(FeedhubError):
     """The HTTP server could not start."""
 
 
-def _uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
-    import uvicorn
+def _granian_server(app: ASGIApp, sock: socket.socket, backlog: int) -> granian.server.embed.Server:
+    from granian._granian import SocketHolder
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
 
-    class _Uvicorn(uvicorn.Server):
-        # feedhub handles signals itself (reload, graceful stop).
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
+    class _Granian(Server):
+        # Serve on the socket bound by HttpServer: granian's own bind sets SO_REUSEPORT, so a
+        # second server on a port in use would share it instead of failing.
+        def _init_shared_socket(self) -> None:
+            # The stub lacks the constructor (fd, is_uds, backlog); the holder owns the fd.
+            self._shd = SocketHolder(sock.detach(), False, backlog)  # type: ignore[call-arg,assignment]
 
-    return _Uvicorn(config)
+    # granian configures the `_granian` logger globally: route it to feedhub's handlers, and
+    # keep its start-up notices ("embedded server is experimental") out of the log.
+    log = {"version": 1, "disable_existing_loggers": False, "formatters": {}, "handlers": {},
+           "loggers": {"_granian": {"level": "ERROR"}}}
+    server = _Granian(app, interface=Interfaces.ASGINL, http=HTTPModes.http1, websockets=False,
+                      backlog=backlog, log_level=LogLevels.error, log_dictconfig=log)
+    server.workers_kill_timeout = STOP_SECONDS
+    return server
 
 
 class HttpServer:
-    """uvicorn serving an app on a socket bound up front, so errors are ours to report."""
+    """granian (a Rust HTTP/1.1 server) running an ASGI app on the current event loop.
+
+    The socket is bound up front, so errors are ours to report.
+    """
 
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self._app, self.host, self.port = app, host, port
-        self._server: uvicorn.Server | None = None
+        self._server: granian.server.embed.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -298,27 +316,25 @@ class HttpServer:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
+            sock.listen(BACKLOG)
         except OSError as e:
             sock.close()
             raise ServeError(f"cannot listen on {self.host}:{self.port}") from e
         self.port = sock.getsockname()[1]
-        import uvicorn
-
-        config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                server_header=False, timeout_graceful_shutdown=5)
-        self._server = _uvicorn_server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise ServeError(f"the server on {self.host}:{self.port} stopped at startup")
-            await asyncio.sleep(0.02)
+        self._server = _granian_server(self._app, sock, BACKLOG)
+        self._task = asyncio.create_task(self._server.serve())
+        await asyncio.sleep(0)  # let it start; connections wait in the backlog meanwhile
+        if self._task.done():
+            self._task.result()
+            raise ServeError(f"the server on {self.host}:{self.port} stopped at startup")
 
     async def stop(self) -> None:
         """Stop answering; in-flight responses get a few seconds to finish."""
         if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+            self._server.stop()  # type: ignore[no-untyped-call]
+            # Raised when responses were still in flight after STOP_SECONDS; they are dropped.
+            with contextlib.suppress(TimeoutError):
+                await self._task
 
     async def wait(self) -> None:
         """Until the server stops by itself."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from feedhub.server import ASGIApp, HttpServer, Receive, Scope, Send
 from tests.conftest import SourceSpec, config_text, fixture_route, run_cli
 from tests.daemonproc import free_port
 from tests.feedserver import FeedServer, Route
@@ -243,3 +245,95 @@ def test_served_atom_is_the_polled_feed(site: Site) -> None:
     assert "“科创中国”大湾区联合体落户前海" in text
     health = json.loads(httpx.get(site.base + "/healthz").text)
     assert health["store_writable"] is True
+
+
+def test_other_methods_are_405(site: Site) -> None:
+    """Documents answer GET and HEAD only; /metrics (Starlette) refuses POST as well."""
+    status, headers, body = raw_get(site.base, f"/feeds/{SLUG}.atom", method="POST")
+    assert (status, headers["allow"], body) == (405, "GET, HEAD", b"Method Not Allowed")
+    assert raw_get(site.base, "/metrics", method="POST")[0] == 405
+
+
+def test_keep_alive_connection_serves_many_requests(site: Site) -> None:
+    """One connection answers 200, 304 and 404 in turn, as a polling reader would use it."""
+    port = int(site.base.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", f"/feeds/{SLUG}.atom", headers=IDENTITY)
+        first = conn.getresponse()
+        body, etag = first.read(), first.getheader("etag")
+        sock = conn.sock
+        statuses = []
+        for headers, path in (({"If-None-Match": etag or ""}, f"/feeds/{SLUG}.atom"),
+                              (IDENTITY, "/nope"), (IDENTITY, f"/feeds/{SLUG}.atom")):
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            statuses.append((response.status, len(response.read())))
+        assert conn.sock is sock  # not reconnected
+    finally:
+        conn.close()
+    assert first.status == 200
+    assert statuses == [(304, 0), (404, len(b"Not Found\n")), (200, len(body))]
+
+
+def test_address_in_use_is_an_error(site: Site) -> None:
+    """A second `feedhub serve` on the port of a running one exits with a message."""
+    port = int(site.base.rsplit(":", 1)[1])
+    result = run_cli("serve", "--listen", f"127.0.0.1:{port}", config=site.root / "feeds.yaml",
+                     timeout=60)
+    assert result.code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def _held_app(body: bytes, entered: asyncio.Event, release: asyncio.Event) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        entered.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    return app
+
+
+async def _refused(port: int) -> None:
+    """Until a new connection to ``port`` is refused (the server stopped accepting)."""
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.02)
+
+
+async def test_stop_lets_in_flight_responses_finish() -> None:
+    """A response the app is still producing when the server stops is sent whole."""
+    body = os.urandom(1 << 20)
+    entered, release = asyncio.Event(), asyncio.Event()
+    server = HttpServer(_held_app(body, entered, release), "127.0.0.1", 0)
+    await server.start()
+    async with httpx.AsyncClient() as client:
+        request = asyncio.create_task(client.get(f"http://127.0.0.1:{server.port}/x"))
+        await entered.wait()
+        stopping = asyncio.create_task(server.stop())
+        await _refused(server.port)
+        release.set()
+        response = await request
+        await asyncio.wait_for(stopping, 30)
+    assert response.status_code == 200
+    assert response.content == body
+
+
+async def test_stop_gives_up_on_a_stuck_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response that never comes does not keep the server from stopping."""
+    monkeypatch.setattr("feedhub.server.STOP_SECONDS", 0.2)
+    entered, never = asyncio.Event(), asyncio.Event()
+    server = HttpServer(_held_app(b"x", entered, never), "127.0.0.1", 0)
+    await server.start()
+    async with httpx.AsyncClient() as client:
+        request = asyncio.create_task(client.get(f"http://127.0.0.1:{server.port}/x"))
+        await entered.wait()
+        await asyncio.wait_for(server.stop(), 30)
+        request.cancel()
+    await _refused(server.port)
