@@ -86,6 +86,19 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU so far of ``pid`` and its descendants (all their threads)."""
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _pss_kb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:

@@ -79,6 +79,12 @@ class Nginx:
         self._tmp = tempfile.TemporaryDirectory(prefix="feedhub-bench-nginx-")
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The master's process id (its worker is a child)."""
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def url(self, port: int, path: str) -> str:
         return f"http://127.0.0.1:{port}/{path}"
 

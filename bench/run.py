@@ -117,7 +117,8 @@ class Bench:
         return [PY, "-m", "feedhub", "--config", config, *command]
 
 
-def wrk(url: str, seconds: int, headers: Sequence[str] = ()) -> float:
+def wrk(url: str, seconds: int, headers: Sequence[str] = ()) -> tuple[float, int]:
+    """Requests per second and requests in all."""
     cmd = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--timeout", "5s"]
     for h in headers:
         cmd += ["-H", h]
@@ -126,10 +127,11 @@ def wrk(url: str, seconds: int, headers: Sequence[str] = ()) -> float:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
         raise RuntimeError(f"wrk {url}: {bad.group(1)} error responses\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not rate or not total:
         raise RuntimeError(f"wrk output not understood:\n{out}")
-    return float(match.group(1))
+    return float(rate.group(1)), int(total.group(1))
 
 
 def head(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
@@ -141,17 +143,28 @@ def head(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
         return e.code, {k.lower(): v for k, v in e.headers.items()}
 
 
-def serving(b: Bench, label: str, url: str, seconds: int) -> None:
+def serving(b: Bench, label: str, url: str, seconds: int, server_pid: int) -> None:
+    """wrk for 200s, then for 304s; req/s and the server's CPU per request.
+
+    CPU per request (of the server's process tree) holds up on a shared machine, where
+    req/s also depends on what else runs.
+    """
     status, headers = head(url)
     assert status == 200, f"{url}: {status}"
     etag = headers["etag"]
     status, _ = head(url, {"If-None-Match": etag})
     assert status == 304, f"{url} with If-None-Match: {status}"
-    plain = [wrk(url, seconds) for _ in range(b.runs)]
-    cond = [wrk(url, seconds, [f"If-None-Match: {etag}"]) for _ in range(b.runs)]
-    b.extra[f"{label} 200 req/s"] = asdict(Stat.of(plain))
-    b.extra[f"{label} 304 req/s"] = asdict(Stat.of(cond))
-    log(f"{label}: {Stat.of(plain).median:,.0f} req/s (200), {Stat.of(cond).median:,.0f} req/s (304)")
+    for code, extra in (("200", []), ("304", [f"If-None-Match: {etag}"])):
+        rates, cpu_us = [], []
+        for _ in range(b.runs):
+            before = measure.tree_cpu_seconds(server_pid)
+            rate, total = wrk(url, seconds, extra)
+            rates.append(rate)
+            cpu_us.append((measure.tree_cpu_seconds(server_pid) - before) / total * 1e6)
+        b.extra[f"{label} {code} req/s"] = asdict(Stat.of(rates))
+        b.extra[f"{label} {code} server CPU us/req"] = asdict(Stat.of(cpu_us))
+        log(f"{label}: {Stat.of(rates).median:,.0f} req/s ({code}), "
+            f"{Stat.of(cpu_us).median:.0f} µs server CPU per request")
 
 
 def run_all(args: argparse.Namespace) -> Bench:
@@ -250,7 +263,7 @@ def run_all(args: argparse.Namespace) -> Bench:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("feedhub serve did not start")
                 time.sleep(0.1)
-            serving(b, "feedhub serve", url, args.wrk_seconds)
+            serving(b, "feedhub serve", url, args.wrk_seconds, server.pid)
         finally:
             server.terminate()
             try:
@@ -259,7 +272,8 @@ def run_all(args: argparse.Namespace) -> Bench:
                 server.kill()
                 server.wait()
         shutil.copy(data_a / "public" / SERVE_PATH, static / SERVE_PATH)
-        serving(b, "nginx static", nginx.url(nginx.static, SERVE_PATH), args.wrk_seconds)
+        serving(b, "nginx static", nginx.url(nginx.static, SERVE_PATH), args.wrk_seconds,
+                nginx.pid)
 
         # lemon24/reader.
         if reader_py is not None:
@@ -364,6 +378,12 @@ def report(b: Bench) -> str:
                          f"{mine_s['median']:,.0f} req/s ({mine_s['low']:,.0f}–{mine_s['high']:,.0f}) "
                          f"| {ng['median']:,.0f} req/s (nginx) | "
                          f"{mine_s['median'] / ng['median']:.2f} | – | – | ≥ {target:,} req/s |")
+        mine_c = b.extra.get(f"feedhub serve {code} server CPU us/req")
+        ng_c = b.extra.get(f"nginx static {code} server CPU us/req")
+        if isinstance(mine_c, dict) and isinstance(ng_c, dict):
+            lines.append(f"| server CPU per {code} | {mine_c['median']:.0f} µs | "
+                         f"{ng_c['median']:.0f} µs (nginx) | {mine_c['median'] / ng_c['median']:.2f} "
+                         f"| – | – | report |")
     return "\n".join(lines) + "\n"
 
 
