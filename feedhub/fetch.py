@@ -146,6 +146,9 @@ class Fetcher:
                            moved_to=moved_to, max_age=_max_age(headers))
         reason = f"HTTP {code} {response.reason_phrase}".strip()
         if code == 304:
+            # A 304 has no body, but until its end is read the connection is not
+            # reusable: a warm poll would open one connection per source.
+            await response.aread()
             return replace(base, status=FetchStatus.NOT_MODIFIED, etag=headers.get("etag"),
                            last_modified=headers.get("last-modified"))
         if code == 410:

@@ -36,6 +36,8 @@ class Request:
     headers: Mapping[str, str]
     time: float
     body: bytes = b""
+    #: The client's (host, port): requests sharing it came on one connection.
+    client: tuple[str, int] = ("", 0)
 
 
 def _strip_query(path: str) -> str:
@@ -101,7 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(headers.get("content-length", "0") or "0")
         body = self.rfile.read(length) if length > 0 else b""
         owner = self.server.owner
-        owner._log(Request(self.command, self.path, headers, time.monotonic(), body))
+        owner._log(Request(self.command, self.path, headers, time.monotonic(), body,
+                           (self.client_address[0], self.client_address[1])))
         route = owner._route(_strip_query(self.path))
         if route is None:
             route = Route(body=b"not found\n", status=404, content_type="text/plain")

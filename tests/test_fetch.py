@@ -80,6 +80,18 @@ async def test_conditional_get_with_etag(feed_server: FeedServer) -> None:
     assert feed_server.requests("/feed.xml")[0].headers["if-none-match"] == '"abc"'
 
 
+async def test_not_modified_keeps_the_connection(feed_server: FeedServer) -> None:
+    """Successive 304s come over one kept-alive connection, not one connection each."""
+    feed_server.set("/feed.xml", fixture_route("rss2_utf8.xml", etag='"abc"'))
+    url = feed_server.url("/feed.xml")
+    async with Fetcher(BASE_URL, FetchLimits(per_host=1, total=1)) as fetcher:
+        for _ in range(3):
+            result = await fetcher.fetch(url, SourceState(url=url, etag='"abc"'))
+            assert result.status is FetchStatus.NOT_MODIFIED
+    clients = {request.client for request in feed_server.requests("/feed.xml")}
+    assert len(clients) == 1
+
+
 async def test_conditional_get_with_last_modified(feed_server: FeedServer) -> None:
     """A stored Last-Modified is sent as If-Modified-Since and a 304 is NOT_MODIFIED."""
     stamp = "Fri, 06 May 2022 08:00:00 GMT"
