@@ -524,6 +524,12 @@ def load_config(path: Path | str = DEFAULT_PATH) -> Config:
 def parse_config(text: str, path: Path) -> Config:
     """Validate the YAML ``text`` of the file at ``path`` (see :func:`load_config`)."""
     name = str(path)
+    data = _fast_data(text)
+    if data is not None and not _cross_issues(data, None, name):
+        try:
+            return _resolve(_FileModel.model_validate(data), path)
+        except ValidationError:
+            pass  # reported below, each problem with its line
     try:
         tree = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
@@ -547,6 +553,45 @@ def parse_config(text: str, path: Path) -> Config:
     return _resolve(model, path)
 
 
+class _NotPlain(Exception):
+    """A value the fast loader may read differently from the round-trip one."""
+
+
+#: Merge keys (``<<``) order keys differently, and a ``%YAML 1.1`` directive changes
+#: scalars (``yes``) only for the round-trip loader: such files take its path.
+_ROUND_TRIP_ONLY = re.compile(r"<<|^%", re.M)
+
+
+def _fast_data(text: str) -> Any:
+    """The file's data from the C-accelerated safe loader, ``None`` when it is not sure.
+
+    The round-trip parser (which knows lines) costs ~1 ms per source; reading a valid
+    file needs no lines. ``None`` for anything this loader rejects or may read
+    differently (tags, dates, merge keys): the round-trip path then decides.
+    """
+    if _ROUND_TRIP_ONLY.search(text):
+        return None
+    try:
+        data = _safe_plain(YAML(typ="safe").load(text))
+    except Exception:  # any problem: the round-trip path reports it, with its line
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _safe_plain(node: Any) -> Any:
+    """The safe loader's data if it holds only mappings with string keys, lists and
+    plain scalars (else :class:`_NotPlain`): those both loaders read alike."""
+    if isinstance(node, dict):
+        if not all(isinstance(k, str) for k in node):
+            raise _NotPlain
+        return {k: _safe_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_safe_plain(v) for v in node]
+    if node is None or isinstance(node, str | int | float):  # bool is an int
+        return node
+    raise _NotPlain
+
+
 def _plain(node: Any) -> Any:
     """Ruamel's commented containers as plain dicts and lists (keys as strings)."""
     if isinstance(node, CommentedMap):
@@ -556,10 +601,11 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _cross_issues(data: Any, tree: CommentedMap, name: str) -> list[ConfigIssue]:
+def _cross_issues(data: Any, tree: CommentedMap | None, name: str) -> list[ConfigIssue]:
     """Checks across fields (slugs, category references, duplicates) on the raw data.
 
     They run even when the schema check fails, so every problem is reported at once.
+    Without the round-trip ``tree``, issues have no line.
     """
     issues: list[ConfigIssue] = []
     categories = data.get("categories") if isinstance(data, dict) else None

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from feedhub import config as config_module
 from feedhub.config import Config, load_config
 from feedhub.errors import ConfigError, ConfigIssue
 from tests.conftest import SourceSpec, run_cli
@@ -107,6 +108,66 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     assert config.site.data_dir == tmp_path / "data"
     assert (config.listen_host, config.listen_port) == ("127.0.0.1", 8080)
     assert config.site.rsshub == "https://rsshub.app/"
+
+
+# Valid files in the forms a fast loader could read differently from the round-trip one.
+LOADER_CASES = {
+    "plain": BASE,
+    "quoted, block and typed scalars": BASE.replace("    title: 新闻\n", """\
+    title: "新闻 #1"
+    description: |
+      第一行
+      第二行
+    include: [1_000, 0x1F, 1.50, 'yes', "on"]
+    exclude: [~]
+""").replace("- url: http://a.example/x.xml", "- url: 'http://a.example/x.xml'"),
+    "anchors": BASE + "  - url: http://a.example/y.xml\n    category: &cat news\n"
+                      "  - url: http://a.example/z.xml\n    category: *cat\n",
+    "merge keys order keys": BASE.replace("categories:\n", """\
+categories:
+  <<: {more: {title: 合并}}
+""").replace("category: news", "category: more"),
+    "a YAML 1.1 directive": "%YAML 1.1\n---\n" + BASE + "    name: on\n",
+    "a date in a string field": BASE + "    name: 2024-01-01\n",
+}
+
+
+@pytest.mark.parametrize("text", LOADER_CASES.values(), ids=LOADER_CASES.keys())
+def test_fast_loader_reads_like_the_round_trip_loader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """A file loads to the same Config (or the same located errors) with and without
+    the fast path, which only the round-trip loader's tree could be wrong about."""
+    path = _write(tmp_path, text)
+
+    def load() -> Config | tuple[ConfigIssue, ...]:
+        try:
+            return load_config(path)
+        except ConfigError as e:
+            return e.issues
+
+    fast = load()
+    monkeypatch.setattr(config_module, "_fast_data", lambda text: None)
+    assert fast == load()
+
+
+def test_fast_path_reads_plain_files_and_leaves_the_rest() -> None:
+    """Plain files skip the round-trip parser; anything it might read differently does not."""
+    assert config_module._fast_data(LOADER_CASES["quoted, block and typed scalars"]) is not None
+    assert config_module._fast_data(LOADER_CASES["anchors"]) is not None
+    for case in ("merge keys order keys", "a YAML 1.1 directive", "a date in a string field"):
+        assert config_module._fast_data(LOADER_CASES[case]) is None, case
+    assert config_module._fast_data(BASE + "    name: !custom x\n") is None
+    assert config_module._fast_data(BASE + "  - [unclosed\n") is None
+
+
+def test_fast_path_errors_still_name_file_and_line(tmp_path: Path) -> None:
+    """A file the fast loader reads but that fails validation is reported with its lines."""
+    text = BASE + "    interval: 15 minutes\n  - url: http://a.example/x.xml\n    category: news\n"
+    issues = _issues(tmp_path, text)
+    path = tmp_path / "feeds.yaml"
+    assert [(i.line, i.field) for i in issues] == [(10, "sources[0].interval"),
+                                                   (11, "sources[1].url")]
+    assert all(str(i).startswith(f"{path}:{i.line}: ") for i in issues)
 
 
 def test_data_dir_relative_to_file_not_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
