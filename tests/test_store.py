@@ -19,7 +19,7 @@ import pytest
 from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState
 from feedhub.store import Store, open_store
-from feedhub.store.base import SourceEvent
+from feedhub.store.base import POLL_HISTORY, SaveResult, SourceEvent
 from feedhub.store.schema import SCHEMA_VERSION
 
 A = "http://127.0.0.1:9/a.xml"
@@ -269,6 +269,60 @@ async def test_concurrent_save_poll_all_succeed(store: Store) -> None:
     assert sum(r.updated for r in results) == 0
     assert (await store.entry_counts())[A] == 5
     assert len(await store.source_states()) == 21
+
+
+async def test_concurrent_saves_without_entries_all_land(store: Store) -> None:
+    """Many concurrent polls without entries (304s) all land: state, history and events."""
+    urls = [f"http://127.0.0.1:9/s{i}.xml" for i in range(60)]
+    results = await asyncio.gather(*(
+        store.save_poll(SourceState(url=u, etag=f'"{i}"', last_poll_at=T0, last_status="not_modified",
+                                    http_status=304), [], T0,
+                        SourceEvent(source_url=u, at=T0, kind="recovered") if i % 3 == 0 else None)
+        for i, u in enumerate(urls)))
+    assert results == [SaveResult(new=0, updated=0)] * 60
+    states = {s.url: s for s in await store.source_states()}
+    assert [states[u].etag for u in urls] == [f'"{i}"' for i in range(60)]
+    for u in urls:
+        assert [(p.status, p.http_status) for p in await store.poll_history(u, 5)] == \
+            [("not_modified", 304)]
+    assert sorted(e.source_url for e in await store.source_events(100)) == sorted(urls[::3])
+
+
+async def test_a_failing_save_does_not_fail_the_others(store: Store) -> None:
+    """A save the database refuses fails alone; the saves around it still land."""
+    urls = [f"http://127.0.0.1:9/s{i}.xml" for i in range(10)]
+    bad = SourceEvent(source_url=urls[4], at=T0, kind=None)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(
+        store.save_poll(SourceState(url=u, last_poll_at=T0, last_status="ok"), [], T0,
+                        bad if u == urls[4] else None)
+        for u in urls), return_exceptions=True)
+    assert isinstance(results[4], StoreError)
+    assert urls[4] in str(results[4])
+    assert [r for i, r in enumerate(results) if i != 4] == [SaveResult(new=0, updated=0)] * 9
+    assert {s.url for s in await store.source_states()} == set(urls) - {urls[4]}
+    assert await store.poll_history(urls[4], 5) == []
+
+
+async def test_concurrent_saves_of_one_source_keep_the_last_polls(db_path: Path) -> None:
+    """Saves of one source committed together keep the last POLL_HISTORY polls, the last
+    state, and a save queued when the store closes is committed first."""
+    st = await open_store(db_path)
+    polls = [SourceState(url=A, last_poll_at=T0 + timedelta(minutes=i), last_status="ok",
+                         failures=i) for i in range(POLL_HISTORY + 10)]
+    await asyncio.gather(*(st.save_poll(p, [], T0) for p in polls))
+    assert [p.at for p in await st.poll_history(A, POLL_HISTORY + 10)] == \
+        [p.last_poll_at for p in reversed(polls[10:])]
+    state = await st.source_state(A)
+    assert state is not None and state.failures == POLL_HISTORY + 9
+    waiting = asyncio.create_task(st.save_poll(SourceState(url=B, last_status="ok"), [], T0))
+    await asyncio.sleep(0)
+    await st.close()
+    await waiting
+    st = await open_store(db_path)
+    try:
+        assert await st.source_state(B) is not None
+    finally:
+        await st.close()
 
 
 # --- the rest of the contract: scheduling, history, archives, retention ------------------------

@@ -1,7 +1,8 @@
 """The embedded store: SQLite in WAL mode through aiosqlite.
 
-One poll result is one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a crash at
-any instant loses at most the poll in flight.
+Every write is a ``BEGIN IMMEDIATE … COMMIT`` transaction; poll results without
+entries that arrive while one runs are committed together by the next (group
+commit). A crash at any instant loses at most the polls in flight.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sqlite3
 from array import array
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,64 @@ _ARCHIVE_IDS_SQL = """
 _ARCHIVE_CACHE = 64
 
 
+# A source's state after a poll. Only the saving node's lease ends: after a slow poll
+# whose lease ran out, another node may hold one now. (SET reads the old row.)
+_SAVE_STATE = """
+    INSERT INTO sources (url, etag, last_modified, body_hash, feed_title, feed_link,
+        last_poll_at, last_success_at, last_status, http_status, error, failures,
+        next_poll_at, retry_after, moved_to, active_url)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (url) DO UPDATE SET
+        etag=excluded.etag, last_modified=excluded.last_modified,
+        body_hash=excluded.body_hash, feed_title=excluded.feed_title,
+        feed_link=excluded.feed_link, last_poll_at=excluded.last_poll_at,
+        last_success_at=excluded.last_success_at, last_status=excluded.last_status,
+        http_status=excluded.http_status, error=excluded.error,
+        failures=excluded.failures, next_poll_at=excluded.next_poll_at,
+        retry_after=excluded.retry_after, moved_to=excluded.moved_to,
+        active_url=excluded.active_url,
+        lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
+        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END"""
+_INSERT_EVENT = "INSERT INTO source_events (source_url, at, kind, detail) VALUES (?,?,?,?)"
+_INSERT_POLL = ("INSERT INTO polls (source_url, at, status, http_status, new, updated, error) "
+                "VALUES (?,?,?,?,?,?,?)")
+_TRIM_POLLS = """DELETE FROM polls WHERE source_url = ? AND id <= (
+    SELECT id FROM polls WHERE source_url = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"""
+
+
+@dataclass(slots=True, kw_only=True)
+class _QueuedSave:
+    """A save without entries waiting for the next transaction."""
+
+    state: SourceState
+    event: SourceEvent | None
+    node: str | None
+    #: Its result: ``None``, or what failed it (a StoreError but for cancellation or a bug).
+    done: asyncio.Future[BaseException | None]
+
+
+def _settle(save: _QueuedSave, error: BaseException | None) -> None:
+    if not save.done.done():
+        save.done.set_result(error)
+
+
+def _state_row(state: SourceState, node: str | None) -> tuple[Any, ...]:
+    return (state.url, state.etag, state.last_modified, state.body_hash, state.feed_title,
+            state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
+            state.last_status, state.http_status, state.error, state.failures,
+            _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to,
+            state.active_url, node, node)
+
+
+def _event_row(event: SourceEvent) -> tuple[Any, ...]:
+    return (event.source_url, _ts(event.at), event.kind, event.detail)
+
+
+def _poll_row(state: SourceState, new: int, updated: int) -> tuple[Any, ...]:
+    return (state.url, _ts(state.last_poll_at), state.last_status, state.http_status, new,
+            updated, state.error)
+
+
 def _search_condition(text: str) -> tuple[str, list[str]]:
     """SQL matching entries whose indexed title or text contains ``text``, and its parameters.
 
@@ -123,6 +183,9 @@ class SQLiteStore:
         # archive id lists depend on nothing else written here. Documents in particular
         # are stored between reads of the same archive while it is rendered.
         self._entry_writes = 0
+        # Saves without entries waiting for the transaction that will commit them.
+        self._queued: list[_QueuedSave] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -196,6 +259,8 @@ class SQLiteStore:
     # --- lifecycle ---------------------------------------------------------------
 
     async def close(self) -> None:
+        if self._committer is not None:
+            await asyncio.wait([self._committer])  # queued saves are committed first
         async with self._write_lock:  # let a transaction in progress finish first
             await self._db.close()
 
@@ -248,38 +313,15 @@ class SQLiteStore:
     async def save_poll(self, state: SourceState, entries: Sequence[Entry],
                         seen_at: datetime, event: SourceEvent | None = None, *,
                         node: str | None = None) -> SaveResult:
+        if not entries:
+            await self._queue_save(_QueuedSave(state=state, event=event, node=node,
+                                               done=asyncio.get_running_loop().create_future()))
+            return SaveResult(new=0, updated=0)
         async with self._errors(f"save the poll of {state.url}"), \
-                self._transaction(entries=bool(entries)):
-            await self._db.execute(
-                """INSERT INTO sources (url, etag, last_modified, body_hash, feed_title, feed_link,
-                       last_poll_at, last_success_at, last_status, http_status, error, failures,
-                       next_poll_at, retry_after, moved_to, active_url)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT (url) DO UPDATE SET
-                       etag=excluded.etag, last_modified=excluded.last_modified,
-                       body_hash=excluded.body_hash, feed_title=excluded.feed_title,
-                       feed_link=excluded.feed_link, last_poll_at=excluded.last_poll_at,
-                       last_success_at=excluded.last_success_at, last_status=excluded.last_status,
-                       http_status=excluded.http_status, error=excluded.error,
-                       failures=excluded.failures, next_poll_at=excluded.next_poll_at,
-                       retry_after=excluded.retry_after, moved_to=excluded.moved_to,
-                       active_url=excluded.active_url,
-                       -- Only the saving node's lease ends: after a slow poll whose lease
-                       -- ran out, another node may hold one now. (SET reads the old row.)
-                       lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
-                       lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END""",
-                (state.url, state.etag, state.last_modified, state.body_hash, state.feed_title,
-                 state.feed_link, _ts(state.last_poll_at), _ts(state.last_success_at),
-                 state.last_status, state.http_status, state.error, state.failures,
-                 _ts(state.next_poll_at), _ts(state.retry_after), state.moved_to,
-                 state.active_url, node, node))
+                self._transaction(entries=True):
+            await self._db.execute(_SAVE_STATE, _state_row(state, node))
             if event is not None:
-                await self._db.execute(
-                    "INSERT INTO source_events (source_url, at, kind, detail) VALUES (?,?,?,?)",
-                    (event.source_url, _ts(event.at), event.kind, event.detail))
-            if not entries:
-                await self._record_poll(state, 0, 0)
-                return SaveResult(new=0, updated=0)
+                await self._db.execute(_INSERT_EVENT, _event_row(event))
             known = await self._known_hashes(state.url, [e.key for e in entries])
             fresh = [e for e in entries if e.key not in known]
             changed = [e for e in entries if e.key in known and known[e.key] != e.content_hash]
@@ -307,15 +349,64 @@ class SQLiteStore:
         """Add the poll ``state`` records to its history, keeping the last POLL_HISTORY."""
         if state.last_poll_at is None or state.last_status is None:
             return
-        await self._db.execute(
-            "INSERT INTO polls (source_url, at, status, http_status, new, updated, error) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (state.url, _ts(state.last_poll_at), state.last_status, state.http_status, new,
-             updated, state.error))
-        await self._db.execute(
-            """DELETE FROM polls WHERE source_url = ? AND id <= (
-                   SELECT id FROM polls WHERE source_url = ? ORDER BY id DESC LIMIT 1 OFFSET ?)""",
-            (state.url, state.url, POLL_HISTORY))
+        await self._db.execute(_INSERT_POLL, _poll_row(state, new, updated))
+        await self._db.execute(_TRIM_POLLS, (state.url, state.url, POLL_HISTORY))
+
+    async def _queue_save(self, save: _QueuedSave) -> None:
+        """Save a poll without entries together with those queued meanwhile.
+
+        Saves arriving while a transaction runs are committed by the next one, all
+        together: a warm poll's hundreds of 304s cost a few transactions of a few
+        statements each, not five round trips to the database thread apiece.
+        """
+        self._queued.append(save)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        # Shielded: a caller that stops waiting does not cancel the others' commit.
+        error = await asyncio.shield(save.done)
+        if error is not None:
+            raise error
+
+    async def _commit_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                async with self._errors("save polls"), self._transaction():
+                    await self._write_saves(batch)
+            except StoreError:
+                # One bad save must not fail the others: each again in its own transaction.
+                for save in batch:
+                    try:
+                        async with self._errors(f"save the poll of {save.state.url}"), \
+                                self._transaction():
+                            await self._write_saves([save])
+                    except StoreError as e:
+                        _settle(save, e)
+                    else:
+                        _settle(save, None)
+            except BaseException as e:
+                # Cancelled (the loop is closing), or a bug: every waiting save learns it.
+                for save in batch + self._queued:
+                    _settle(save, e)
+                self._queued = []
+                if not isinstance(e, Exception):
+                    raise
+            else:
+                for save in batch:
+                    _settle(save, None)
+
+    async def _write_saves(self, batch: list[_QueuedSave]) -> None:
+        """The statements of several saves without entries, each kind as one executemany."""
+        await self._db.executemany(_SAVE_STATE, [_state_row(s.state, s.node) for s in batch])
+        events = [s.event for s in batch if s.event is not None]
+        if events:
+            await self._db.executemany(_INSERT_EVENT, [_event_row(e) for e in events])
+        polled = [s.state for s in batch
+                  if s.state.last_poll_at is not None and s.state.last_status is not None]
+        if polled:
+            await self._db.executemany(_INSERT_POLL, [_poll_row(p, 0, 0) for p in polled])
+            urls = dict.fromkeys(p.url for p in polled)
+            await self._db.executemany(_TRIM_POLLS, [(url, url, POLL_HISTORY) for url in urls])
 
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
         async with self._errors(f"read the poll history of {url}"), self._db.execute(
