@@ -120,13 +120,7 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
     from feedhub.fetch import Fetcher, limits_for
     from feedhub.pipeline import Deps, changed_categories, poll_sources, record_quiet, republish
     from feedhub.publish.websub import announce_now
-    from feedhub.report import (
-        PollProgress,
-        describe_outcome,
-        make_console,
-        poll_total,
-        render_poll_summary,
-    )
+    from feedhub.summary import describe_outcome, is_terminal, poll_total
     from feedhub.workers import worker_pool
 
     config = _config(ctx)
@@ -152,11 +146,17 @@ def poll(ctx: click.Context, source_url: str | None, force: bool) -> None:
                 await announce_now(config, changed)
         return outcomes
 
-    console = make_console()
-    progress = PollProgress(console, len(sources)) if console.is_terminal else None
+    console = progress = None
+    if is_terminal():  # Rich (its progress bar and tables) only for a terminal
+        from feedhub.report import PollProgress, make_console
+
+        console = make_console()
+        progress = PollProgress(console, len(sources)) if console.is_terminal else None
     with progress or nullcontext():
         outcomes = _run(_with_store(config, work))
-    if console.is_terminal:
+    if console is not None and console.is_terminal:
+        from feedhub.report import render_poll_summary
+
         render_poll_summary(console, outcomes)
         return
     for o in outcomes:

@@ -36,14 +36,8 @@ from feedhub.config import Source
 from feedhub.model import PollOutcome, PollStatus, SourceState
 from feedhub.policy import DAY_NAMES, Schedule
 from feedhub.store.base import PollRecord
+from feedhub.summary import FAILED, LABELS, is_terminal, poll_total
 
-#: Poll results that count as failures, in ``status`` and in ``poll``'s summary.
-FAILED = frozenset({PollStatus.ERROR, PollStatus.RATE_LIMITED, PollStatus.GONE})
-
-LABELS = {
-    PollStatus.OK: "ok", PollStatus.NOT_MODIFIED: "not modified", PollStatus.UNCHANGED: "unchanged",
-    PollStatus.GONE: "gone", PollStatus.RATE_LIMITED: "rate limited", PollStatus.SKIPPED: "skipped",
-    PollStatus.ERROR: "error"}
 _STYLES = {
     PollStatus.OK: "green", PollStatus.NOT_MODIFIED: "green", PollStatus.UNCHANGED: "green",
     PollStatus.GONE: "magenta", PollStatus.RATE_LIMITED: "yellow", PollStatus.SKIPPED: "dim",
@@ -52,15 +46,6 @@ _STYLES = {
 _ROW_STYLES = {PollStatus.ERROR: "red", PollStatus.RATE_LIMITED: "yellow", PollStatus.GONE: "magenta"}
 #: Wide enough that no plain-text row is ever wrapped.
 _PLAIN_WIDTH = 10_000
-
-
-def is_terminal(stream: IO[str] | None = None) -> bool:
-    """Whether ``stream`` (default: standard output) is an interactive terminal."""
-    stream = stream or sys.stdout
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def make_console(stream: IO[str] | None = None) -> Console:
@@ -322,25 +307,6 @@ def _duration(value: timedelta) -> str:
 
 
 # --- feedhub poll -------------------------------------------------------------------------
-
-
-def describe_outcome(o: PollOutcome) -> str:
-    """One plain line per polled source (the format scripts and tests read)."""
-    text = f"{LABELS[o.status]:<13} {o.source_url}"
-    if o.status is PollStatus.OK:
-        text += f"  {o.new} new, {o.updated} updated"
-    if o.error:
-        text += f"  — {o.error}"
-    if o.moved_to:
-        text += f"  (moved permanently to {o.moved_to}: update feeds.yaml)"
-    return text
-
-
-def poll_total(outcomes: Sequence[PollOutcome]) -> str:
-    """The closing line of ``feedhub poll``."""
-    failed = sum(o.status in FAILED for o in outcomes)
-    return (f"polled {len(outcomes)} sources: {sum(o.new for o in outcomes)} new, "
-            f"{sum(o.updated for o in outcomes)} updated entries, {failed} failed")
 
 
 class PollProgress:

@@ -10,6 +10,8 @@ import calendar
 import html
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -380,6 +382,27 @@ def test_poll_one_source(feed_server: FeedServer, write_config: Callable[..., Pa
     unknown = run_cli("poll", "--source", feed_server.url("/feeds/nope.xml"), config=config)
     assert unknown.code == 2
     assert feed_server.requests("/feeds/nope.xml") == []
+
+
+def test_warm_poll_loads_no_parser_renderer_or_terminal_libraries(
+        feed_server: FeedServer, write_config: Callable[..., Path]) -> None:
+    """A scripted poll of unchanged sources imports neither the parser, the renderer nor
+    Rich (nor httpx's command line, which would bring Rich): start-up is most of its time."""
+    urls = serve_fixtures(feed_server, ["rss2_utf8.xml", "atom_utf8.xml"])
+    config = write_config([SourceSpec(urls[0]), SourceSpec(urls[1])])
+    assert run_cli("poll", config=config).code == 0
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['feedhub', '--config', {str(config)!r}, 'poll']\n"
+              "try:\n    runpy.run_module('feedhub', run_name='__main__')\n"
+              "except SystemExit as e:\n    assert not e.code, e.code\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'pygments', "
+              "'feedparser', 'jinja2', 'feedgen'} | {m for m in sys.modules if m == 'httpx._main' "
+              "and sys.modules[m] is not None}), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "not modified" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_build_writes_every_output(feed_server: FeedServer, write_config: Callable[..., Path],
