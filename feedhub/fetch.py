@@ -173,7 +173,7 @@ class Fetcher:
                                error=f"body exceeds the {cap}-byte cap (after decompression)")
             chunks.append(chunk)
         body = b"".join(chunks)
-        if not body.strip():
+        if not body or body.isspace():  # not strip(): that copies the whole body
             return replace(base, status=FetchStatus.NOT_A_FEED, error="empty body")
         if _HTML_START.match(body[:4096]):
             return replace(base, status=FetchStatus.NOT_A_FEED, body=body,
