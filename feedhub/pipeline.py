@@ -31,7 +31,6 @@ from feedhub.model import (
     SourceState,
     utcnow,
 )
-from feedhub.normalize import parse_and_normalize
 from feedhub.policy import next_poll_at
 from feedhub.store import Store
 from feedhub.workers import Workers
@@ -65,6 +64,8 @@ class Deps:
 
 async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime
                  ) -> NormalizedFeed:
+    from feedhub.normalize import parse_and_normalize  # the parser: only for a changed body
+
     return await deps.workers.run(partial(
         parse_and_normalize, fetched.body, url=fetched.url, headers=fetched.headers,
         timezone=source.timezone, encoding=source.encoding, source_url=source.url, seen_at=now))

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # imported with the first pool: a poll of 304s never loads them (~20 ms)
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("feedhub.workers")
 
@@ -70,6 +70,8 @@ class Workers:
             finally:
                 self._in_thread -= 1
         pool = self._pool = self._pool or _process_pool(self._processes)
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             # Submitted from a thread: a process pool starts its workers inside submit()
             # (through the forkserver, ~1 s the first time), which must not stall the
@@ -98,6 +100,9 @@ class Workers:
 
 
 def _process_pool(processes: int) -> ProcessPoolExecutor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:

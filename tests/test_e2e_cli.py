@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -386,8 +387,9 @@ def test_poll_one_source(feed_server: FeedServer, write_config: Callable[..., Pa
 
 def test_warm_poll_loads_no_parser_renderer_or_terminal_libraries(
         feed_server: FeedServer, write_config: Callable[..., Path]) -> None:
-    """A scripted poll of unchanged sources imports neither the parser, the renderer nor
-    Rich (nor httpx's command line, which would bring Rich): start-up is most of its time."""
+    """A scripted poll of unchanged sources imports neither the parser, the renderer, the
+    process pool (parsing in a thread) nor Rich (nor httpx's command line, which would bring
+    Rich): start-up is most of its time."""
     urls = serve_fixtures(feed_server, ["rss2_utf8.xml", "atom_utf8.xml"])
     config = write_config([SourceSpec(urls[0]), SourceSpec(urls[1])])
     assert run_cli("poll", config=config).code == 0
@@ -396,10 +398,11 @@ def test_warm_poll_loads_no_parser_renderer_or_terminal_libraries(
               "try:\n    runpy.run_module('feedhub', run_name='__main__')\n"
               "except SystemExit as e:\n    assert not e.code, e.code\n"
               "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'pygments', "
-              "'feedparser', 'jinja2', 'feedgen'} | {m for m in sys.modules if m == 'httpx._main' "
-              "and sys.modules[m] is not None}), file=sys.stderr)\n")
+              "'feedparser', 'jinja2', 'feedgen', 'multiprocessing'} | {m for m in sys.modules "
+              "if m == 'httpx._main' and sys.modules[m] is not None}), file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if k != "FEEDHUB_PARSE_WORKERS"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "not modified" in proc.stdout
     assert proc.stderr.strip().splitlines()[-1] == "[]"
