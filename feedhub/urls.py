@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 # Query parameters that identify a campaign, not an article.
 _TRACKING = re.compile(r"^(utm_\w+|spm|from|fbclid|gclid|mc_cid|mc_eid|_hsenc|_hsmi|yclid)$", re.I)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_SPACE = re.compile(r"\s")
 
 
 def canonical_link(url: str | None) -> str | None:
@@ -32,7 +33,7 @@ def canonical_link(url: str | None) -> str | None:
 
 def is_absolute_iri(value: str) -> bool:
     """Whether ``value`` is usable as an Atom id (RFC 4287 §4.2.6: an absolute IRI)."""
-    if not _SCHEME.match(value) or any(c.isspace() for c in value):
+    if not _SCHEME.match(value) or _SPACE.search(value):
         return False
     parts = urlsplit(value)
     if parts.scheme in ("http", "https"):

@@ -92,17 +92,15 @@ def _items(spec: FeedSpec, entries: Sequence[StoredEntry]) -> list[_Item]:
     atom_ids: set[str] = set()
     guids: set[str] = set()
     for e in entries:
-        fallback = derived_id(e.source_url, e.key)
         # An original id that is not an IRI (an RSS guid such as NW2022…) becomes a
-        # urn:uuid derived from it; RSS keeps the guid as it was.
-        atom_id = e.link or fallback
-        if e.guid:
-            atom_id = e.guid if is_absolute_iri(e.guid) else fallback
-        if atom_id in atom_ids:
-            atom_id = fallback
-        guid, permalink = (e.guid, e.guid == e.link) if e.guid else (e.link or fallback, bool(e.link))
-        if guid in guids:
-            guid, permalink = fallback, False
+        # urn:uuid derived from it; RSS keeps the guid as it was. (Derived only when
+        # needed: uuid5 is a tenth of rendering an entry.)
+        atom_id = e.guid if e.guid and is_absolute_iri(e.guid) else None if e.guid else e.link or None
+        if atom_id is None or atom_id in atom_ids:
+            atom_id = derived_id(e.source_url, e.key)
+        guid, permalink = (e.guid, e.guid == e.link) if e.guid else (e.link or None, bool(e.link))
+        if guid is None or guid in guids:
+            guid, permalink = derived_id(e.source_url, e.key), False
         atom_ids.add(atom_id)
         guids.add(guid)
         label = spec.labels.get(e.source_url)
