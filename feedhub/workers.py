@@ -50,86 +50,53 @@ class Workers:
     """Runs CPU-bound jobs (parsing, rendering) off the event loop, on every core.
 
     Both hold the GIL, so a poll of many changed feeds is only as fast as the cores
-    it parses on. While jobs come one at a time (a poll of one source, a daemon's
-    trickle of changes) they run in a thread, and no worker process is started.
-    Once two wait at once, a pool of worker processes starts in the background
-    (~1 s through the forkserver; jobs keep running in threads meanwhile) and
-    takes every job from then on. A pool whose worker died is replaced.
+    it parses on. While jobs come one at a time (a poll of one source, a
+    daemon's trickle of changes) they run in a thread, and no worker process is
+    started; once two wait at once, a pool of worker processes starts and takes
+    them from then on. A pool whose worker died is replaced.
     """
 
     def __init__(self, processes: int) -> None:
         self._processes = processes
-        #: The pool, once its workers are running.
         self._pool: ProcessPoolExecutor | None = None
-        self._starting: asyncio.Task[None] | None = None
         self._in_thread = 0
 
     async def run(self, job: Callable[[], T]) -> T:
         """``job()``'s result; ``job`` must pickle (a module-level function or a partial)."""
-        pool = self._pool
-        if pool is None:
-            if self._in_thread:
-                self._begin_start()
+        if self._processes < 2 or (self._pool is None and not self._in_thread):
             self._in_thread += 1
             try:
                 return await asyncio.to_thread(job)
             finally:
                 self._in_thread -= 1
+        pool = self._pool = self._pool or _process_pool(self._processes)
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return await asyncio.wrap_future(pool.submit(job))
+            # Submitted from a thread: a process pool starts its workers inside submit()
+            # (through the forkserver, ~1 s the first time), which must not stall the
+            # loop that also serves HTTP and feeds the watchdog.
+            future = await asyncio.to_thread(pool.submit, job)
+            return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this job runs here instead, and
-            # the next ones in threads until a new pool has started.
+            # the next ones in a new pool.
             log.warning("a worker process died; running its job in the main process")
             if self._pool is pool:
-                self._pool, self._starting = None, None
+                self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
             return await asyncio.to_thread(job)
 
-    async def start(self) -> bool:
-        """Start the worker processes now (if not yet) and wait for them; whether they run."""
-        self._begin_start()
-        if self._starting is not None:
-            await asyncio.shield(self._starting)
-        return self.started
-
-    def _begin_start(self) -> None:
-        if self._processes > 1 and self._starting is None:
-            self._starting = asyncio.create_task(self._start())
-
-    async def _start(self) -> None:
-        pool = _process_pool(self._processes)
-        try:
-            # In a thread: each submit() forks a worker until there are enough.
-            await asyncio.to_thread(_start_workers, pool, self._processes)
-        except Exception as e:
-            pool.shutdown(wait=False, cancel_futures=True)
-            log.warning("cannot start worker processes (%s); working in threads", e)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        else:
-            self._pool = pool
-
     @property
     def started(self) -> bool:
-        """Whether worker processes are taking the jobs."""
+        """Whether worker processes are running (or starting)."""
         return self._pool is not None
 
     def close(self) -> None:
         """Stop the worker processes, once their jobs are done."""
-        if self._starting is not None:
-            self._starting.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def _start_workers(pool: ProcessPoolExecutor, processes: int) -> None:
-    for started in [pool.submit(os.getpid) for _ in range(processes)]:
-        started.result()
 
 
 def _process_pool(processes: int) -> ProcessPoolExecutor:

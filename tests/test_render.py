@@ -343,8 +343,8 @@ async def test_render_in_worker_processes_gives_the_same_documents(
     try:
         inline = [d async for d in render(result.store, result.config)]
         with worker_pool(2) as workers:
-            assert await workers.start()
             pooled = [d async for d in render(result.store, result.config, None, workers)]
+            assert workers.started
         assert any("/archive/" in d.path for d in inline)
         assert [(d.path, d.etag) for d in pooled] == [(d.path, d.etag) for d in inline]
         assert [d.body for d in pooled] == [d.body for d in inline]
