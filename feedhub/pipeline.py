@@ -41,7 +41,6 @@ log = logging.getLogger("feedhub.pipeline")
 #: connections and every parser busy, few enough to bound the bodies held.
 POLLS_IN_FLIGHT = 24
 
-
 _FAILED = {
     FetchStatus.HTTP_ERROR, FetchStatus.NETWORK_ERROR, FetchStatus.TOO_LARGE,
     FetchStatus.NOT_A_FEED}

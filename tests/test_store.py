@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +28,7 @@ A = "http://127.0.0.1:9/a.xml"
 B = "http://127.0.0.1:9/b.xml"
 C = "http://127.0.0.1:9/c.xml"
 T0 = datetime(2022, 5, 6, 7, 47, 32, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def entry(source_url: str, key: str, *, title: str | None = None,
@@ -499,6 +502,17 @@ async def _hold(store: Store, name: str) -> bool:
 # --- copying between stores ------------------------------------------------------------------
 
 
+async def _copy_pages(export: Callable[[int, int], Awaitable[tuple[Sequence[T], int]]],
+                      load: Callable[[Sequence[T]], Awaitable[None]], size: int) -> None:
+    """Every row ``export`` pages out, ``size`` at a time, handed to ``load``."""
+    cursor = 0
+    while True:
+        rows, cursor = await export(cursor, size)
+        if not rows:
+            return
+        await load(rows)
+
+
 async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
     """Everything exported from one store imports into another as it was; twice changes nothing."""
     state = SourceState(url=A, etag='"e"', last_poll_at=T0, last_status="ok", http_status=200,
@@ -517,20 +531,10 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
     try:
         for _ in range(2):
             await target.import_sources(await store.source_states())
-            cursor = 0
-            while True:
-                records, cursor = await store.export_entries(cursor, 2)
-                if not records:
-                    break
-                await target.import_entries(records)
+            await _copy_pages(store.export_entries, target.import_entries, 2)
             polls, _ = await store.export_polls(0, 100)
             await target.import_polls(polls)
-            cursor = 0
-            while True:
-                events, cursor = await store.export_events(cursor, 1)
-                if not events:
-                    break
-                await target.import_events(events)
+            await _copy_pages(store.export_events, target.import_events, 1)
             await target.put_documents(await store.documents())
         assert await target.table_counts() == await store.table_counts() == {
             "sources": 1, "entries": 5, "documents": 1, "polls": 3, "source_events": 2}
