@@ -25,7 +25,7 @@ from feedhub.model import Document, Entry, SourceState, StoredEntry
 from feedhub.search import Query, entry_text
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.rows import document_from, entry_from, one_per_link, poll_from, state_from
-from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
+from feedhub.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
 

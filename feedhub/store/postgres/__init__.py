@@ -7,7 +7,7 @@ which PostgreSQL releases by itself when the holder's session ends.
 
 Semantics are those of :mod:`feedhub.store.sqlite` (the contract suite in
 ``tests/test_store.py`` runs over both). All PostgreSQL SQL lives here and in
-:mod:`feedhub.store.pg_schema`.
+:mod:`feedhub.store.postgres.schema`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from feedhub.errors import StoreError
 from feedhub.model import Document, Entry, SourceState, StoredEntry
 from feedhub.search import Query
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
-from feedhub.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
+from feedhub.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from feedhub.store.rows import document_from, entry_from, one_per_link, poll_from, state_from
 
 Connection = AsyncConnection[DictRow]

@@ -1,6 +1,6 @@
 """The PostgreSQL schema, as append-only numbered migrations.
 
-Same tables and meaning as :mod:`feedhub.store.schema` (SQLite), in
+Same tables and meaning as :mod:`feedhub.store.sqlite.schema`, in
 PostgreSQL's types: instants are ``timestamptz``, bodies ``bytea``, storage
 order an identity column. The version is the row in ``feedhub_schema``;
 opening a store applies the missing migrations in one transaction under an
