@@ -30,6 +30,7 @@ from feedhub.search import Query
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from feedhub.store.rows import document_from, entry_from, one_per_link, poll_from, state_from
+from feedhub.store.tables import refuse_newer
 
 Connection = AsyncConnection[DictRow]
 
@@ -152,9 +153,7 @@ class PostgresStore:
             await conn.execute("CREATE TABLE IF NOT EXISTS feedhub_schema (version integer NOT NULL)")
             row = await (await conn.execute("SELECT version FROM feedhub_schema")).fetchone()
             version = int(row["version"]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"the store {self._where} has schema version {version}, newer "
-                                 f"than this feedhub's {SCHEMA_VERSION}: upgrade feedhub")
+            refuse_newer(version, SCHEMA_VERSION, self._where)
             for script in MIGRATIONS[version:]:
                 await conn.execute(script)  # trusted DDL, no parameters
             if row is None:

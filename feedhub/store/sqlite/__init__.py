@@ -26,6 +26,7 @@ from feedhub.search import Query, entry_text
 from feedhub.store.base import POLL_HISTORY, EntryRecord, PollRecord, SaveResult, SourceEvent
 from feedhub.store.rows import document_from, entry_from, one_per_link, poll_from, state_from
 from feedhub.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, statements
+from feedhub.store.tables import refuse_newer
 
 _IN_BATCH = 500  # stay under SQLite's bound-parameter limit
 
@@ -221,9 +222,7 @@ class SQLiteStore:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"the store {self.path} has schema version {version}, newer than "
-                             f"this feedhub's {SCHEMA_VERSION}: upgrade feedhub")
+        refuse_newer(version, SCHEMA_VERSION, str(self.path))
         if version < SCHEMA_VERSION:
             async with self._transaction():
                 for script in MIGRATIONS[version:]:
