@@ -1,5 +1,6 @@
 """What every part of the PostgreSQL store shares: the connection pool, its
-transactions, error wrapping, and advisory lock keys.
+transactions, error wrapping, paging in storage order, rows sent as parallel
+arrays, and advisory lock keys.
 """
 
 from __future__ import annotations

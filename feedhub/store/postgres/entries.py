@@ -46,7 +46,7 @@ _UPDATE_CHANGED = """
 
 
 class EntriesMixin(PostgresBase):
-    """Entries: a poll's saved, the newest and archived read, searched, pruned, copied."""
+    """Entries: saving a poll's, reading the newest and the archive, searching, pruning."""
 
     @staticmethod
     async def _write_entries(conn: Connection, source_url: str, entries: Sequence[Entry],

@@ -1,5 +1,6 @@
 """What every part of the SQLite store shares: one connection, its write
-transactions, error wrapping, and instants as ISO 8601 text.
+transactions, error wrapping, paging in storage order, and instants as ISO 8601
+text.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def _ascii_lower(text: str) -> str:
 
 
 class EntriesMixin(SQLiteBase):
-    """Entries: a poll's saved, the newest and archived read, searched, pruned, copied."""
+    """Entries: saving a poll's, reading the newest and the archive, searching, pruning."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         super().__init__(db, path)
