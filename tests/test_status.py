@@ -21,7 +21,7 @@ import pytest
 from feedhub.model import SourceState
 from feedhub.store import open_store
 from feedhub.store.base import POLL_HISTORY
-from feedhub.store.schema import MIGRATIONS, SCHEMA_VERSION
+from feedhub.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import SourceSpec, fixture_route, run_cli
 from tests.feedserver import FeedServer, Route
 from tests.test_store import entry

@@ -22,7 +22,7 @@ from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState
 from feedhub.store import Store, open_store
 from feedhub.store.base import POLL_HISTORY, SaveResult, SourceEvent
-from feedhub.store.schema import SCHEMA_VERSION
+from feedhub.store.sqlite.schema import SCHEMA_VERSION
 
 A = "http://127.0.0.1:9/a.xml"
 B = "http://127.0.0.1:9/b.xml"
@@ -559,7 +559,7 @@ async def test_postgres_nodes_starting_together_migrate_once(pg_url: str) -> Non
     """Five stores opened at once on an empty database: one schema, at the current version."""
     import psycopg
 
-    from feedhub.store.pg_schema import SCHEMA_VERSION as PG_VERSION
+    from feedhub.store.postgres.schema import SCHEMA_VERSION as PG_VERSION
 
     stores = await asyncio.gather(*(open_store(pg_url) for _ in range(5)))
     for st in stores:

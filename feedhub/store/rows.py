@@ -1,54 +1,132 @@
-"""Rows read back from either store, made into value objects (and deduplicated).
+"""Rows of either store: read back into value objects (and deduplicated), and written.
 
-Both stores keep the same columns; only how a timestamp comes back differs
-(ISO text in SQLite, ``timestamptz`` in PostgreSQL), so each passes its own
-converter.
+Both stores keep the same columns (:mod:`feedhub.store.tables`); only how an
+instant is stored differs (ISO text in SQLite, ``timestamptz`` in PostgreSQL),
+so each makes its :class:`Rows` with its own two conversions. No database
+driver is imported here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from feedhub.model import Document, Enclosure, SourceState, StoredEntry
-from feedhub.store.base import PollRecord
-
-Row = Mapping[str, Any]
-#: A stored timestamp (or NULL) as a UTC datetime (or ``None``).
-ToTime = Callable[[Any], datetime | None]
+from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
+from feedhub.store.base import PollRecord, SourceEvent
 
 
-def _must(to_time: ToTime, value: Any) -> datetime:
-    when = to_time(value)
-    if when is None:
-        raise ValueError("a required timestamp is missing")
-    return when
+class Row(Protocol):
+    """A row whose columns are read by name (:class:`sqlite3.Row`, psycopg's dict rows)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
-def state_from(row: Row, to_time: ToTime) -> SourceState:
-    """A ``sources`` row."""
-    return SourceState(
-        url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
-        body_hash=row["body_hash"], feed_title=row["feed_title"], feed_link=row["feed_link"],
-        last_poll_at=to_time(row["last_poll_at"]), last_success_at=to_time(row["last_success_at"]),
-        last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
-        failures=row["failures"], next_poll_at=to_time(row["next_poll_at"]),
-        retry_after=to_time(row["retry_after"]), moved_to=row["moved_to"],
-        active_url=row["active_url"])
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """One store's mapping between rows and value objects."""
+
+    #: A stored instant (or NULL) as a UTC datetime (or ``None``).
+    read_time: Callable[[Any], datetime | None]
+    #: A datetime (or ``None``) as the store keeps it.
+    write_time: Callable[[datetime | None], Any]
+
+    def instant(self, value: Any) -> datetime:
+        """A stored instant of a ``NOT NULL`` column."""
+        when = self.read_time(value)
+        if when is None:
+            raise ValueError("a required timestamp is missing")
+        return when
+
+    def state(self, row: Row) -> SourceState:
+        """A ``sources`` row."""
+        t = self.read_time
+        return SourceState(
+            url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
+            body_hash=row["body_hash"], feed_title=row["feed_title"], feed_link=row["feed_link"],
+            last_poll_at=t(row["last_poll_at"]), last_success_at=t(row["last_success_at"]),
+            last_status=row["last_status"], http_status=row["http_status"], error=row["error"],
+            failures=row["failures"], next_poll_at=t(row["next_poll_at"]),
+            retry_after=t(row["retry_after"]), moved_to=row["moved_to"],
+            active_url=row["active_url"])
+
+    def entry(self, row: Row) -> StoredEntry:
+        """An ``entries`` row."""
+        return StoredEntry(
+            source_url=row["source_url"], key=row["key"], guid=row["guid"], link=row["link"],
+            canonical_link=row["canonical_link"], title=row["title"],
+            content_html=row["content_html"], published=self.instant(row["published"]),
+            first_seen=self.instant(row["first_seen"]), updated=self.instant(row["updated"]),
+            authors=tuple(json.loads(row["authors"])),
+            categories=tuple(json.loads(row["categories"])),
+            enclosures=tuple(Enclosure(url=x["url"], type=x["type"], length=x["length"])
+                             for x in json.loads(row["enclosures"])))
+
+    def document(self, row: Row) -> Document:
+        """A ``documents`` row."""
+        return Document(path=row["path"], body=bytes(row["body"]),
+                        content_type=row["content_type"], etag=row["etag"],
+                        modified=self.instant(row["modified"]))
+
+    def poll(self, row: Row) -> PollRecord:
+        """A ``polls`` row."""
+        return PollRecord(source_url=row["source_url"], at=self.instant(row["at"]),
+                          status=row["status"], http_status=row["http_status"], new=row["new"],
+                          updated=row["updated"], error=row["error"])
+
+    def event(self, row: Row) -> SourceEvent:
+        """A ``source_events`` row."""
+        return SourceEvent(source_url=row["source_url"], at=self.instant(row["at"]),
+                           kind=row["kind"], detail=row["detail"], id=row["id"])
+
+    def state_values(self, s: SourceState) -> tuple[Any, ...]:
+        """A source's state in :data:`~feedhub.store.sql.STATE_COLUMNS` order."""
+        t = self.write_time
+        return (s.url, s.etag, s.last_modified, s.body_hash, s.feed_title, s.feed_link,
+                t(s.last_poll_at), t(s.last_success_at), s.last_status, s.http_status, s.error,
+                s.failures, t(s.next_poll_at), t(s.retry_after), s.moved_to, s.active_url)
+
+    def entry_values(self, e: Entry | StoredEntry, *, published: datetime, first_seen: datetime,
+                     updated: datetime, content_hash: str) -> tuple[Any, ...]:
+        """An entry with these dates, in :data:`~feedhub.store.sql.ENTRY_COLUMNS` order."""
+        t = self.write_time
+        return (e.source_url, e.key, e.guid, e.link, e.canonical_link, e.title, e.content_html,
+                t(published), t(first_seen), t(updated), *json_lists(e), content_hash)
+
+    def changed_values(self, e: Entry, seen_at: datetime) -> tuple[Any, ...]:
+        """A changed entry's values for its update in place: ``guid`` to ``content_html``,
+        ``published`` (the store clamps it to ``first_seen``), ``updated`` (``seen_at``), the
+        JSON lists and ``content_hash``; then its ``source_url`` and ``key``, to find it."""
+        return (e.guid, e.link, e.canonical_link, e.title, e.content_html,
+                self.write_time(e.published), self.write_time(seen_at), *json_lists(e),
+                e.content_hash, e.source_url, e.key)
+
+    def poll_values(self, p: PollRecord) -> tuple[Any, ...]:
+        """A poll record in ``polls`` column order (without ``id``)."""
+        return (p.source_url, self.write_time(p.at), p.status, p.http_status, p.new, p.updated,
+                p.error)
+
+    def event_values(self, e: SourceEvent) -> tuple[Any, ...]:
+        """A source event in ``source_events`` column order (without ``id``)."""
+        return (e.source_url, self.write_time(e.at), e.kind, e.detail)
 
 
-def entry_from(row: Row, to_time: ToTime) -> StoredEntry:
-    """An ``entries`` row."""
-    return StoredEntry(
-        source_url=row["source_url"], key=row["key"], guid=row["guid"], link=row["link"],
-        canonical_link=row["canonical_link"], title=row["title"],
-        content_html=row["content_html"], published=_must(to_time, row["published"]),
-        first_seen=_must(to_time, row["first_seen"]), updated=_must(to_time, row["updated"]),
-        authors=tuple(json.loads(row["authors"])), categories=tuple(json.loads(row["categories"])),
-        enclosures=tuple(Enclosure(url=x["url"], type=x["type"], length=x["length"])
-                         for x in json.loads(row["enclosures"])))
+def polled(state: SourceState, new: int, updated: int) -> PollRecord | None:
+    """The poll ``state`` records for the history, or ``None`` if it records none."""
+    if state.last_poll_at is None or state.last_status is None:
+        return None
+    return PollRecord(source_url=state.url, at=state.last_poll_at, status=state.last_status,
+                      http_status=state.http_status, new=new, updated=updated, error=state.error)
+
+
+def json_lists(e: Entry | StoredEntry) -> tuple[str, str, str]:
+    """The entry's ``authors``, ``categories`` and ``enclosures`` columns (JSON)."""
+    return (json.dumps(list(e.authors), ensure_ascii=False),
+            json.dumps(list(e.categories), ensure_ascii=False),
+            json.dumps([{"url": x.url, "type": x.type, "length": x.length} for x in e.enclosures],
+                       ensure_ascii=False))
 
 
 def one_per_link(entries: Iterable[StoredEntry], limit: int) -> list[StoredEntry]:
@@ -64,16 +142,3 @@ def one_per_link(entries: Iterable[StoredEntry], limit: int) -> list[StoredEntry
         if len(found) == limit:
             break
     return found
-
-
-def document_from(row: Row, to_time: ToTime) -> Document:
-    """A ``documents`` row."""
-    return Document(path=row["path"], body=bytes(row["body"]), content_type=row["content_type"],
-                    etag=row["etag"], modified=_must(to_time, row["modified"]))
-
-
-def poll_from(row: Row, to_time: ToTime) -> PollRecord:
-    """A ``polls`` row."""
-    return PollRecord(source_url=row["source_url"], at=_must(to_time, row["at"]),
-                      status=row["status"], http_status=row["http_status"], new=row["new"],
-                      updated=row["updated"], error=row["error"])
