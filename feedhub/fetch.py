@@ -13,6 +13,7 @@ import asyncio
 import email.utils
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -28,6 +29,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.I)
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
+
+_PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+#: Asked before each request of a fetch, redirects included: a reason to refuse the
+#: URL, or ``None`` to go ahead (see :mod:`feedhub.ssrf`).
+Guard = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,15 +93,20 @@ class Fetcher:
             await self._client.aclose()
             self._client = None
 
-    async def fetch(self, url: str, state: SourceState | None = None) -> FetchResult:
-        """Fetch ``url``, conditionally when ``state`` holds validators."""
+    async def fetch(self, url: str, state: SourceState | None = None, *, page: bool = False,
+                    guard: Guard | None = None) -> FetchResult:
+        """Fetch ``url``, conditionally when ``state`` holds validators.
+
+        ``page``: an HTML page is wanted (a listing to scrape, an article), not a feed.
+        ``guard`` may refuse the URL and each redirect target before it is requested.
+        """
         host = urlsplit(url).netloc.lower()
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.limits.per_host))
         started = time.monotonic()
         async with self._global, per_host:
             try:
                 async with asyncio.timeout(self.limits.total_timeout):
-                    result = await self._fetch(url, state)
+                    result = await self._fetch(url, state, page, guard)
             except TimeoutError:
                 result = FetchResult(status=FetchStatus.NETWORK_ERROR, url=url,
                                      error=f"timed out after {self.limits.total_timeout:g}s")
@@ -108,9 +119,10 @@ class Fetcher:
         elapsed = time.monotonic() - started
         return replace(result, elapsed=elapsed)
 
-    async def _fetch(self, url: str, state: SourceState | None) -> FetchResult:
+    async def _fetch(self, url: str, state: SourceState | None, page: bool,
+                     guard: Guard | None) -> FetchResult:
         assert self._client is not None, "Fetcher used outside 'async with'"
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": _PAGE_ACCEPT} if page else {}
         if state is not None:
             if state.etag:
                 headers["If-None-Match"] = state.etag
@@ -118,9 +130,13 @@ class Fetcher:
                 headers["If-Modified-Since"] = state.last_modified
         current, moved_to, permanent = url, None, True
         for _hop in range(self.limits.max_redirects + 1):
+            refused = await guard(current) if guard is not None else None
+            if refused is not None:
+                return FetchResult(status=FetchStatus.HTTP_ERROR, url=current,
+                                   error=f"refused: {refused}")
             async with self._client.stream("GET", current, headers=headers) as response:
                 if response.status_code not in _REDIRECTS:
-                    return await self._classify(response, current, moved_to)
+                    return await self._classify(response, current, moved_to, page)
                 location = response.headers.get("location")
             if not location:
                 return FetchResult(status=FetchStatus.HTTP_ERROR, url=current,
@@ -139,7 +155,7 @@ class Fetcher:
                            error=f"more than {self.limits.max_redirects} redirects")
 
     async def _classify(self, response: httpx.Response, url: str,
-                        moved_to: str | None) -> FetchResult:
+                        moved_to: str | None, page: bool) -> FetchResult:
         code = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         base = FetchResult(status=FetchStatus.OK, url=url, http_status=code, headers=headers,
@@ -175,7 +191,7 @@ class Fetcher:
         body = b"".join(chunks)
         if not body or body.isspace():  # not strip(): that copies the whole body
             return replace(base, status=FetchStatus.NOT_A_FEED, error="empty body")
-        if _HTML_START.match(body[:4096]):
+        if not page and _HTML_START.match(body[:4096]):
             return replace(base, status=FetchStatus.NOT_A_FEED, body=body,
                            error="an HTML page, not a feed")
         return replace(base, body=body, etag=headers.get("etag"),

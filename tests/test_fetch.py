@@ -385,6 +385,35 @@ async def test_html_page_is_not_a_feed(feed_server: FeedServer, body: bytes) -> 
     assert result.error is not None and "HTML" in result.error
 
 
+async def test_a_page_fetch_takes_html(feed_server: FeedServer) -> None:
+    """Asked for a page (a listing to scrape, an article), HTML is the body, not an error."""
+    page = "<!DOCTYPE html><html><body><p>证券时报网</p></body></html>".encode()
+    feed_server.set("/article.html", Route(body=page, content_type="text/html; charset=utf-8"))
+    async with Fetcher(BASE_URL) as fetcher:
+        result = await fetcher.fetch(feed_server.url("/article.html"), page=True)
+    assert result.status is FetchStatus.OK and result.body == page
+    assert feed_server.requests("/article.html")[0].headers["accept"].startswith("text/html")
+
+
+async def test_a_guard_refuses_the_url_and_every_redirect_target(feed_server: FeedServer) -> None:
+    """The guard is asked before each hop: a redirect to a refused place is not followed."""
+    feed_server.set("/go", _redirect(302, "/inside"))
+    feed_server.set("/inside", Route(body=b"<html><body>secret</body></html>",
+                                     content_type="text/html"))
+    asked: list[str] = []
+
+    async def guard(url: str) -> str | None:
+        asked.append(url)
+        return "a private address" if url.endswith("/inside") else None
+
+    async with Fetcher(BASE_URL) as fetcher:
+        result = await fetcher.fetch(feed_server.url("/go"), page=True, guard=guard)
+    assert asked == [feed_server.url("/go"), feed_server.url("/inside")]
+    assert result.status is FetchStatus.HTTP_ERROR
+    assert result.error == "refused: a private address"
+    assert not feed_server.requests("/inside")
+
+
 @pytest.mark.parametrize("body", [b"", b"  \r\n\t "])
 async def test_empty_body_is_not_a_feed(feed_server: FeedServer, body: bytes) -> None:
     """An empty (or blank) 200 is NOT_A_FEED."""
