@@ -146,18 +146,18 @@ def test_fast_loader_reads_like_the_round_trip_loader(
             return e.issues
 
     fast = load()
-    monkeypatch.setattr(config_module, "_fast_data", lambda text: None)
+    monkeypatch.setattr(config_module.loader, "fast_data", lambda text: None)
     assert fast == load()
 
 
 def test_fast_path_reads_plain_files_and_leaves_the_rest() -> None:
     """Plain files skip the round-trip parser; anything it might read differently does not."""
-    assert config_module._fast_data(LOADER_CASES["quoted, block and typed scalars"]) is not None
-    assert config_module._fast_data(LOADER_CASES["anchors"]) is not None
+    assert config_module.loader.fast_data(LOADER_CASES["quoted, block and typed scalars"]) is not None
+    assert config_module.loader.fast_data(LOADER_CASES["anchors"]) is not None
     for case in ("merge keys order keys", "a YAML 1.1 directive", "a date in a string field"):
-        assert config_module._fast_data(LOADER_CASES[case]) is None, case
-    assert config_module._fast_data(BASE + "    name: !custom x\n") is None
-    assert config_module._fast_data(BASE + "  - [unclosed\n") is None
+        assert config_module.loader.fast_data(LOADER_CASES[case]) is None, case
+    assert config_module.loader.fast_data(BASE + "    name: !custom x\n") is None
+    assert config_module.loader.fast_data(BASE + "  - [unclosed\n") is None
 
 
 def test_fast_path_errors_still_name_file_and_line(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from feedhub.cli import cli
-from feedhub.config import _FileModel
+from feedhub.config.files import FileModel
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGURATION = ROOT / "docs" / "configuration.md"
@@ -39,7 +39,7 @@ def _model_of(annotation: Any) -> tuple[str, type[BaseModel]] | None:
     return None
 
 
-def model_keys(model: type[BaseModel] = _FileModel, prefix: str = "") -> dict[str, FieldInfo]:
+def model_keys(model: type[BaseModel] = FileModel, prefix: str = "") -> dict[str, FieldInfo]:
     """Every leaf key of the feeds.yaml schema, as docs/configuration.md writes it."""
     keys: dict[str, FieldInfo] = {}
     for name, info in model.model_fields.items():
@@ -69,7 +69,7 @@ def test_every_config_key_is_documented_and_nothing_else() -> None:
     assert keys - docs == set(), f"add these keys to docs/configuration.md: {sorted(keys - docs)}"
     assert docs - keys == set(), f"not feeds.yaml keys any more: {sorted(docs - keys)}"
     text = CONFIGURATION.read_text(encoding="utf-8")
-    for section in _FileModel.model_fields:
+    for section in FileModel.model_fields:
         assert f"\n## `{section}`\n" in text, f"docs/configuration.md needs a ## `{section}` section"
 
 
