@@ -13,6 +13,8 @@ import re
 
 from feedhub.errors import EncodingError
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"charset=[\"']?([A-Za-z0-9_-]+)", re.I)
 _XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?\?>", re.S)
 _DECL_ENCODING = re.compile(rb"""\sencoding\s*=\s*["'][^"']*["']""")
 #: Encodings whose bytes are always valid in a superset we can decode with instead.
@@ -45,3 +47,21 @@ def transcode_to_utf8(body: bytes, encoding: str, url: str) -> bytes:
         decl = _DECL_ENCODING.sub(b' encoding="utf-8"', match.group(0))
         utf8 = decl + utf8[match.end():]
     return utf8.removeprefix(codecs.BOM_UTF8)
+
+
+def html_text(body: bytes, content_type: str = "", encoding: str | None = None) -> str:
+    """An HTML page's text: in ``encoding`` when the operator gives one, else in the charset
+    of the HTTP header or the page's ``<meta>`` (widened: GB2312/GBK read as GB18030), else
+    UTF-8. Undecodable bytes become U+FFFD rather than losing the page."""
+    charset = encoding
+    if charset is None and (header := _HEADER_CHARSET.search(content_type)):
+        charset = header.group(1)
+    if charset is None and (meta := _META_CHARSET.search(body[:4096])):
+        charset = meta.group(1).decode("ascii")
+    try:
+        wide = widen(charset or "utf-8")
+    except LookupError:
+        wide = "utf-8"
+    if wide == "utf-8" and body.startswith(codecs.BOM_UTF8):
+        body = body[3:]
+    return body.decode(wide, errors="replace")

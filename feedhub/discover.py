@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
+from feedhub.decode import html_text
 from feedhub.errors import SourceError
 from feedhub.fetch import Fetcher
 from feedhub.model import FetchResult, FetchStatus, ParsedFeed
@@ -30,7 +31,6 @@ FEED_TYPES = frozenset({
 #: page announces none.
 COMMON_PATHS = ("feed", "rss", "atom.xml", "index.xml", "feed.xml", "rss.xml", "feed/", "atom")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>])", re.I | re.S)
-_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.I)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +98,7 @@ class _AlternateLinks(HTMLParser):
 def alternate_links(html: bytes, page_url: str, content_type: str = "") -> list[tuple[str, str | None]]:
     """Absolute URLs (and titles) of the feeds an HTML page announces, in order, deduplicated."""
     parser = _AlternateLinks()
-    parser.feed(_decode_html(html, content_type))
+    parser.feed(html_text(html, content_type))
     parser.close()
     base = urljoin(page_url, parser.base) if parser.base else page_url
     seen: set[str] = set()
@@ -166,17 +166,3 @@ def _is_html(fetched: FetchResult) -> bool:
     kind = fetched.headers.get("content-type", "").split(";")[0].strip().lower()
     return bool(fetched.body) and (kind in ("text/html", "application/xhtml+xml")
                                    or _HTML_START.match(fetched.body[:4096]) is not None)
-
-
-def _decode_html(body: bytes, content_type: str) -> str:
-    charset = None
-    match = re.search(r"charset=([A-Za-z0-9_-]+)", content_type, re.I)
-    if match:
-        charset = match.group(1)
-    else:
-        meta = _CHARSET.search(body[:4096])
-        charset = meta.group(1).decode("ascii") if meta else None
-    try:
-        return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return body.decode("utf-8", errors="replace")

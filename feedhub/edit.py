@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from feedhub.config import parse_config
+from feedhub.config import parse_config, plain
 from feedhub.errors import FeedhubError
 
 _DEFAULT_INDENT = 2
@@ -90,14 +90,6 @@ def _load(text: str, path: Path) -> CommentedMap:
     if not isinstance(tree, CommentedMap):
         raise EditError(f"{path} is not a mapping of site:, categories: and sources:")
     return tree
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _newline(text: str) -> str:
@@ -189,7 +181,7 @@ def add(text: str, path: Path, *, sources: Sequence[NewSource] = (),
             a duplicate source, a bad duration …); nothing is changed.
     """
     tree = _load(text, path)
-    expected = _plain(tree)
+    expected = plain(tree)
     if categories:
         text = _add_categories(text, path, tree, categories)
         cats = expected.setdefault("categories", {})
@@ -284,7 +276,7 @@ def remove(text: str, path: Path, indexes: Iterable[int]) -> Edit:
         ConfigError: the edited file is not a valid configuration.
     """
     tree = _load(text, path)
-    expected = _plain(tree)
+    expected = plain(tree)
     section = tree.get("sources")
     wanted = sorted(set(indexes), reverse=True)
     if not isinstance(section, CommentedSeq) or section.fa.flow_style() or not wanted \
@@ -320,7 +312,7 @@ def remove(text: str, path: Path, indexes: Iterable[int]) -> Edit:
 
 def _verify(text: str, path: Path, expected: Any) -> None:
     """The edited text must read back as exactly ``expected`` and be a valid config."""
-    if _plain(_load(text, path)) != expected:
+    if plain(_load(text, path)) != expected:
         raise EditError(f"could not edit {path} without disturbing it; make the change by hand")
     parse_config(text, path)
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from feedhub.model import Entry, NormalizedFeed, ParsedEntry, ParsedFeed
@@ -20,18 +21,29 @@ from feedhub.parse import parse
 from feedhub.sanitize import clean_html, clean_text, safe_url, xml_safe
 from feedhub.urls import canonical_link
 
+if TYPE_CHECKING:
+    from feedhub.selectors import ScrapeRules
+
 _UNTITLED_CHARS = 60
 
 
 def parse_and_normalize(body: bytes, *, url: str, headers: Mapping[str, str], timezone: ZoneInfo,
-                        encoding: str | None, source_url: str, seen_at: datetime
-                        ) -> NormalizedFeed:
-    """Parse a body fetched from ``url`` for the source ``source_url`` and normalize it.
+                        encoding: str | None, source_url: str, seen_at: datetime,
+                        scrape_rules: ScrapeRules | None = None) -> NormalizedFeed:
+    """Parse a body fetched from ``url`` for the source ``source_url`` and normalize it:
+    as a feed, or, with ``scrape_rules``, as an HTML page to read entries off.
 
     Raises:
-        EncodingError, ParseError: as :func:`feedhub.parse.parse`.
+        EncodingError, ParseError: as :func:`feedhub.parse.parse` and
+            :func:`feedhub.scrape.scrape`.
     """
-    feed = parse(body, url=url, headers=headers, timezone=timezone, encoding=encoding)
+    if scrape_rules is not None:
+        from feedhub.scrape import scrape  # lxml: only in the workers of scraped sources
+
+        feed = scrape(body, url=url, headers=headers, rules=scrape_rules, timezone=timezone,
+                      encoding=encoding)
+    else:
+        feed = parse(body, url=url, headers=headers, timezone=timezone, encoding=encoding)
     return NormalizedFeed(title=clean_text(feed.title), link=safe_url(feed.link, url),
                           ttl_minutes=feed.ttl_minutes,
                           entries=normalize(feed, source_url=source_url, feed_url=url,

@@ -30,6 +30,7 @@ from xml.parsers import expat
 from feedhub.config import RESERVED_SLUGS, Config
 from feedhub.edit import NewCategory, NewSource
 from feedhub.errors import FeedhubError
+from feedhub.model import SourceState
 
 #: Larger OPML files are refused (a reader's export of thousands of feeds is well under).
 MAX_BYTES = 10 * 1024 * 1024
@@ -306,7 +307,29 @@ class ExportFeed:
     html_url: str | None = None
 
 
-def write_opml(*, title: str, groups: Sequence[tuple[str, str, Sequence[ExportFeed]]],
+Group = tuple[str, str, Sequence[ExportFeed]]
+
+
+def export_groups(config: Config, states: Mapping[str, SourceState],
+                  slug: str | None = None) -> list[Group]:
+    """The configured sources (of one category, or all) as ``(slug, label, feeds)`` groups;
+    feed titles and home pages come from the stored states when the sources were polled."""
+    groups: list[Group] = []
+    for category in config.categories.values():
+        if slug is not None and category.slug != slug:
+            continue
+        feeds = []
+        for source in config.sources_in(category.slug):
+            st = states.get(source.url)
+            feeds.append(ExportFeed(xml_url=source.url,
+                                    title=source.name or (st.feed_title if st else None) or source.url,
+                                    html_url=st.feed_link if st else None))
+        if feeds:
+            groups.append((category.slug, category.title, feeds))
+    return groups
+
+
+def write_opml(*, title: str, groups: Sequence[Group],
                created: datetime | None = None, owner: Mapping[str, str] | None = None) -> bytes:
     """OPML 2.0 with one folder per ``(slug, label, feeds)`` group, in order."""
     opml = ET.Element("opml", version="2.0")

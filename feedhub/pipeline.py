@@ -67,7 +67,8 @@ async def _parse(deps: Deps, fetched: FetchResult, source: Source, now: datetime
 
     return await deps.workers.run(partial(
         parse_and_normalize, fetched.body, url=fetched.url, headers=fetched.headers,
-        timezone=source.timezone, encoding=source.encoding, source_url=source.url, seen_at=now))
+        timezone=source.timezone, encoding=source.encoding, source_url=source.url, seen_at=now,
+        scrape_rules=source.scrape))
 
 
 async def poll_source(deps: Deps, source: Source, *, force: bool = False,
@@ -89,7 +90,7 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
             return PollOutcome(source_url=source.url, status=PollStatus.SKIPPED,
                                error=f"server asked to wait until {state.retry_after:%H:%M:%S} UTC",
                                next_poll_at=state.retry_after)
-    fetched = await deps.fetcher.fetch(source.url, state)
+    fetched = await deps.fetcher.fetch(source.url, state, page=source.scrape is not None)
     status, error, parsed = _status(fetched), _explain(fetched), None
     body_hash = state.body_hash
     if status is PollStatus.OK:
@@ -121,7 +122,7 @@ async def _fail_over(deps: Deps, source: Source, now: datetime, why: str
     again on the next poll (the body hash is not kept, so it is parsed then).
     """
     for url in source.fallbacks:
-        fetched = await deps.fetcher.fetch(url, SourceState(url=url))
+        fetched = await deps.fetcher.fetch(url, SourceState(url=url), page=source.scrape is not None)
         if _status(fetched) is not PollStatus.OK:
             continue
         try:

@@ -14,7 +14,7 @@ reading, :mod:`.resolve` the checks across fields and the defaults,
 
 from __future__ import annotations
 
-from feedhub.config.loader import load_config, parse_config
+from feedhub.config.loader import load_config, parse_config, plain
 from feedhub.config.types import (
     DEFAULT_PATH,
     RESERVED_SLUGS,
@@ -29,4 +29,4 @@ from feedhub.config.types import (
 
 __all__ = ["DEFAULT_PATH", "RESERVED_SLUGS", "Category", "Config", "FetchSettings",
            "SavedSearch", "Site", "Source", "Storage",
-           "load_config", "parse_config"]
+           "load_config", "parse_config", "plain"]

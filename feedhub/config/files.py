@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 
 from feedhub.config.values import (
     byte_size,
+    css_selector,
     duration_value,
     encoding_name,
     filter_rule,
@@ -28,6 +29,7 @@ from feedhub.config.values import (
 )
 from feedhub.filters import Rewrite, RuleSet, compile_pattern, parse_rule
 from feedhub.policy import Schedule, Window
+from feedhub.selectors import ScrapeRules, compile_selector
 
 Duration = Annotated[timedelta, BeforeValidator(duration_value)]
 
@@ -51,6 +53,9 @@ FilterRule = Annotated[str, BeforeValidator(filter_rule)]
 
 
 RewriteRule = Annotated[tuple[str, str], BeforeValidator(rewrite_rule)]
+
+
+CssSelector = Annotated[str, BeforeValidator(css_selector)]
 
 
 class _Strict(BaseModel):
@@ -156,10 +161,30 @@ class _RulesModel(_Strict):
                        rewrite=tuple(Rewrite(compile_pattern(p), to) for p, to in self.rewrite))
 
 
+class ScrapeModel(_Strict):
+    """``scrape:``: the source is an HTML listing page, read with these CSS selectors."""
+
+    item: CssSelector
+    title: CssSelector
+    link: CssSelector
+    date: CssSelector | None = None
+    summary: CssSelector | None = None
+
+    def rules(self) -> ScrapeRules:
+        """The selectors compiled for the scraper."""
+        return ScrapeRules(
+            item=compile_selector(self.item), title=compile_selector(self.title),
+            link=compile_selector(self.link),
+            date=compile_selector(self.date) if self.date else None,
+            summary=compile_selector(self.summary) if self.summary else None)
+
+
 class _CategoryModel(_RulesModel):
     title: str = Field(min_length=1)
     description: str = ""
     interval: Interval | None = None
+    #: Applies to each of the category's sources that has no ``scrape:`` of its own.
+    scrape: ScrapeModel | None = None
 
 
 QueryText = Annotated[str, BeforeValidator(query_text)]
@@ -180,6 +205,7 @@ class _SourceModel(_RulesModel):
     interval: Interval | None = None
     timezone: TimeZoneName | None = None
     encoding: EncodingName | None = None
+    scrape: ScrapeModel | None = None
 
 
 class FileModel(_Strict):

@@ -61,7 +61,7 @@ def parse_config(text: str, path: Path) -> Config:
     if not isinstance(tree, CommentedMap):
         raise ConfigError([ConfigIssue(name, 1, "", "the file must be a mapping with site:, "
                                        "categories: and sources:", "see the example feeds.yaml")])
-    data = _plain(tree)
+    data = plain(tree)
     cross = cross_issues(data, tree, name)
     try:
         model = FileModel.model_validate(data)
@@ -114,10 +114,10 @@ def _safe_plain(node: Any) -> Any:
     raise _NotPlain
 
 
-def _plain(node: Any) -> Any:
+def plain(node: Any) -> Any:
     """Ruamel's commented containers as plain dicts and lists (keys as strings)."""
     if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain(v) for k, v in node.items()}
     if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
+        return [plain(v) for v in node]
     return node

@@ -12,6 +12,7 @@ from ruamel.yaml.comments import CommentedMap
 from feedhub.config.files import (
     FileModel,
     ScheduleModel,
+    ScrapeModel,
     SiteModel,
 )
 from feedhub.config.issues import line_of
@@ -25,12 +26,11 @@ from feedhub.config.types import (
     Source,
     Storage,
 )
-from feedhub.config.values import (
-    SLUG,
-)
+from feedhub.config.values import SLUG, expand_rsshub
 from feedhub.errors import ConfigIssue
 from feedhub.policy import Schedule
 from feedhub.search import parse_query
+from feedhub.selectors import ScrapeRules
 
 
 def _schedule(value: timedelta | ScheduleModel, timezone: str) -> Schedule:
@@ -92,7 +92,7 @@ def cross_issues(data: Any, tree: CommentedMap | None, name: str) -> list[Config
                 name, line_of(tree, ("sources", i, "category")), f"{field}.category",
                 f"category {category!r} is not defined",
                 f"define it under categories: or use one of: {', '.join(slugs)}"))
-        url = _expand(str(raw.get("url", "")).strip(), rsshub)
+        url = expand_rsshub(str(raw.get("url", "")).strip(), rsshub)
         if url and url in seen:
             issues.append(ConfigIssue(
                 name, line_of(tree, ("sources", i, "url")), f"{field}.url",
@@ -101,24 +101,21 @@ def cross_issues(data: Any, tree: CommentedMap | None, name: str) -> list[Config
     return issues
 
 
-def _expand(url: str, rsshub: str) -> str:
-    """A source URL with the ``rsshub:`` shorthand expanded."""
-    if url.startswith("rsshub:"):
-        return rsshub.rstrip("/") + "/" + url.removeprefix("rsshub:").lstrip("/")
-    return url
+def _scrape(model: ScrapeModel | None) -> ScrapeRules | None:
+    return model.rules() if model is not None else None
 
 
 def resolve(model: FileModel, path: Path) -> Config:
     """The validated file as a :class:`Config`, defaults applied and URLs expanded."""
     site_tz = model.site.timezone
     sources = tuple(
-        Source(url=_expand((raw.urls or [raw.url or ""])[0], model.site.rsshub),
-               fallbacks=tuple(_expand(u, model.site.rsshub) for u in (raw.urls or [])[1:]),
+        Source(url=expand_rsshub((raw.urls or [raw.url or ""])[0], model.site.rsshub),
+               fallbacks=tuple(expand_rsshub(u, model.site.rsshub) for u in (raw.urls or [])[1:]),
                category=raw.category, name=raw.name,
                schedule=_schedule(raw.interval or model.categories[raw.category].interval
                                   or model.defaults.interval, raw.timezone or site_tz),
                timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding,
-               rules=raw.rules())
+               rules=raw.rules(), scrape=_scrape(raw.scrape or model.categories[raw.category].scrape))
         for raw in model.sources)
     host, _, port = model.server.listen.rpartition(":")
     data_dir = Path(model.site.data_dir)

@@ -9,9 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from feedhub.config.values import expand_rsshub
 from feedhub.filters import NO_RULES, EntryFilter, RuleSet
 from feedhub.policy import Schedule
 from feedhub.search import Query
+from feedhub.selectors import ScrapeRules
 
 DEFAULT_PATH = Path("feeds.yaml")
 
@@ -87,6 +89,8 @@ class Source:
     rules: RuleSet = NO_RULES
     #: URLs tried in order when ``url`` fails or is empty (``urls:`` after the first).
     fallbacks: tuple[str, ...] = ()
+    #: Set for an HTML page with no feed: how to read entries off it.
+    scrape: ScrapeRules | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +151,19 @@ class Config:
     def source(self, url: str) -> Source | None:
         """The configured source with this URL, if any."""
         return next((s for s in self.sources if s.url == url), None)
+
+    def expand(self, url: str) -> str:
+        """``rsshub:/route`` as a URL on ``site.rsshub``; any other URL as it is."""
+        return expand_rsshub(url, self.site.rsshub)
+
+    def find_sources(self, key: str) -> tuple[Source, ...]:
+        """The sources an operator means by ``key``: the one with that URL (or fallback URL),
+        else every source with that name."""
+        url = self.expand(key.strip())
+        found = self.source(url) or next((s for s in self.sources if url in s.fallbacks), None)
+        if found is not None:
+            return (found,)
+        return tuple(s for s in self.sources if s.name == key)
 
     def sources_in(self, slug: str) -> tuple[Source, ...]:
         """The sources of one category (every source for ``all``)."""

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from feedhub.filters import compile_pattern, parse_rule
 from feedhub.policy import DAY_NAMES
 from feedhub.search import parse_query
+from feedhub.selectors import compile_selector
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 
@@ -187,3 +188,18 @@ def query_text(value: Any) -> str:
     """A saved search's query, checked by parsing it."""
     parse_query(str(value))
     return str(value).strip()
+
+
+def expand_rsshub(url: str, rsshub: str) -> str:
+    """A source URL with the ``rsshub:`` shorthand expanded against the ``rsshub`` base."""
+    if url.startswith("rsshub:"):
+        return rsshub.rstrip("/") + "/" + url.removeprefix("rsshub:").lstrip("/")
+    return url
+
+
+def css_selector(value: Any) -> str:
+    """A CSS selector, optionally ``@attribute`` (``a@href``), as :mod:`feedhub.selectors` reads it."""
+    if not isinstance(value, str):
+        raise ValueError("a CSS selector is text, such as 'ul.news-list li' or 'a@href'")
+    compile_selector(value)
+    return value.strip()

@@ -1,0 +1,85 @@
+"""``feedhub preview``: what a source would give, before it is added."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import click
+
+from feedhub import operations
+from feedhub.cli.common import config_of, entries_text, handles_errors, run
+from feedhub.selectors import ScrapeRules, compile_selector
+
+#: Characters of each entry's text shown.
+TEXT_CHARS = 200
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+@click.command("preview")
+@click.argument("url")
+@click.option("--scrape-item", metavar="CSS", help="Read URL as an HTML page: each match of "
+              "this selector is an entry (with --scrape-title and --scrape-link).")
+@click.option("--scrape-title", metavar="CSS", help="Within an item: the title's element.")
+@click.option("--scrape-link", metavar="CSS@ATTR", help="Within an item: the link, e.g. a@href.")
+@click.option("--scrape-date", metavar="CSS", help="Within an item: the date's element.")
+@click.option("--scrape-summary", metavar="CSS", help="Within an item: the summary's element.")
+@click.option("--encoding", metavar="CHARSET", help="Read it in this charset, e.g. gb18030.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="How many entries to show.")
+@click.pass_context
+@handles_errors
+def preview_command(ctx: click.Context, url: str, scrape_item: str | None,
+                    scrape_title: str | None, scrape_link: str | None, scrape_date: str | None,
+                    scrape_summary: str | None, encoding: str | None, limit: int) -> None:
+    """Show the entries a source would give (titles, links, dates, text); store nothing.
+
+    URL is fetched and read as a poll would: as a feed, or with the --scrape-*
+    selectors (the keys of a source's scrape: in feeds.yaml) as an HTML page.
+    A URL already in feeds.yaml is read with its own scrape: and encoding:
+    unless options are given.
+    """
+    config = config_of(ctx)
+    source = config.source(config.expand(url))
+    selectors = {"item": scrape_item, "title": scrape_title, "link": scrape_link,
+                 "date": scrape_date, "summary": scrape_summary}
+    rules = source.scrape if source else None
+    if any(selectors.values()):
+        rules = _rules(selectors)
+    if encoding is None and source is not None:
+        encoding = source.encoding
+    feed = run(operations.preview(config, config.expand(url), scrape=rules, encoding=encoding))
+    tz = config.site.timezone
+    click.echo(click.style(feed.title or "(untitled)", bold=True)
+               + f" — {url} ({entries_text(len(feed.entries))})")
+    for entry in sorted(feed.entries, key=lambda e: e.published, reverse=True)[:limit]:
+        click.echo(f"{entry.published.astimezone(tz):%Y-%m-%d %H:%M}  {entry.title}")
+        click.echo(f"    {entry.link or '(no link)'}")
+        if text := _text(entry.content_html):
+            click.echo(f"    {text}")
+
+
+def _rules(selectors: dict[str, str | None]) -> ScrapeRules:
+    missing = [k for k in ("item", "title", "link") if not selectors[k]]
+    if missing:
+        raise click.UsageError("reading a page needs --scrape-item, --scrape-title and "
+                               f"--scrape-link (missing: {', '.join(missing)})")
+    compiled = {}
+    for key, value in selectors.items():
+        if value is None:
+            continue
+        try:
+            compiled[key] = compile_selector(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint=f"--scrape-{key}") from None
+    return ScrapeRules(**compiled)
+
+
+def _text(content_html: str) -> str:
+    """The first characters of an entry's text, its markup dropped."""
+    text = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", content_html))).strip()
+    return text[:TEXT_CHARS] + ("…" if len(text) > TEXT_CHARS else "")
+
+
+COMMANDS = (preview_command,)
