@@ -75,5 +75,9 @@ class EncodingError(ParseError):
     """The body's text could not be decoded without mangling it."""
 
 
+class ExtractError(SourceError):
+    """An entry's page holds no article feedhub can take off it (full text)."""
+
+
 class StoreError(FeedhubError):
     """The store could not be opened, read or written."""

@@ -94,11 +94,12 @@ class Fetcher:
             self._client = None
 
     async def fetch(self, url: str, state: SourceState | None = None, *, page: bool = False,
-                    guard: Guard | None = None) -> FetchResult:
+                    guard: Guard | None = None, max_bytes: int | None = None) -> FetchResult:
         """Fetch ``url``, conditionally when ``state`` holds validators.
 
         ``page``: an HTML page is wanted (a listing to scrape, an article), not a feed.
         ``guard`` may refuse the URL and each redirect target before it is requested.
+        ``max_bytes`` lowers the configured body cap for this fetch.
         """
         host = urlsplit(url).netloc.lower()
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.limits.per_host))
@@ -106,7 +107,7 @@ class Fetcher:
         async with self._global, per_host:
             try:
                 async with asyncio.timeout(self.limits.total_timeout):
-                    result = await self._fetch(url, state, page, guard)
+                    result = await self._fetch(url, state, page, guard, max_bytes)
             except TimeoutError:
                 result = FetchResult(status=FetchStatus.NETWORK_ERROR, url=url,
                                      error=f"timed out after {self.limits.total_timeout:g}s")
@@ -120,7 +121,7 @@ class Fetcher:
         return replace(result, elapsed=elapsed)
 
     async def _fetch(self, url: str, state: SourceState | None, page: bool,
-                     guard: Guard | None) -> FetchResult:
+                     guard: Guard | None, max_bytes: int | None) -> FetchResult:
         assert self._client is not None, "Fetcher used outside 'async with'"
         headers: dict[str, str] = {"Accept": _PAGE_ACCEPT} if page else {}
         if state is not None:
@@ -136,7 +137,7 @@ class Fetcher:
                                    error=f"refused: {refused}")
             async with self._client.stream("GET", current, headers=headers) as response:
                 if response.status_code not in _REDIRECTS:
-                    return await self._classify(response, current, moved_to, page)
+                    return await self._classify(response, current, moved_to, page, max_bytes)
                 location = response.headers.get("location")
             if not location:
                 return FetchResult(status=FetchStatus.HTTP_ERROR, url=current,
@@ -154,8 +155,8 @@ class Fetcher:
         return FetchResult(status=FetchStatus.HTTP_ERROR, url=current,
                            error=f"more than {self.limits.max_redirects} redirects")
 
-    async def _classify(self, response: httpx.Response, url: str,
-                        moved_to: str | None, page: bool) -> FetchResult:
+    async def _classify(self, response: httpx.Response, url: str, moved_to: str | None,
+                        page: bool, max_bytes: int | None) -> FetchResult:
         code = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         base = FetchResult(status=FetchStatus.OK, url=url, http_status=code, headers=headers,
@@ -175,7 +176,7 @@ class Fetcher:
                            error=reason)
         if code != 200:
             return replace(base, status=FetchStatus.HTTP_ERROR, error=reason)
-        cap = self.limits.max_body_bytes
+        cap = min(self.limits.max_body_bytes, max_bytes or self.limits.max_body_bytes)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             return replace(base, status=FetchStatus.TOO_LARGE,

@@ -7,6 +7,7 @@ values for the caller to show; none of them prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from feedhub.filters import EntryFilter
     from feedhub.model import NormalizedFeed
     from feedhub.report import StatusRow
-    from feedhub.selectors import ScrapeRules
+    from feedhub.selectors import FullText, ScrapeRules
     from feedhub.store import Store
     from feedhub.store.transfer import CopyReport
 
@@ -60,9 +61,12 @@ async def discover_feeds(config: Config, url: str, *, encoding: str | None) -> D
 
 
 async def preview(config: Config, url: str, *, scrape: ScrapeRules | None,
-                  encoding: str | None) -> NormalizedFeed:
+                  encoding: str | None, full_text: FullText | None = None,
+                  limit: int = 20) -> tuple[NormalizedFeed, str | None]:
     """What a source at ``url`` would give (a feed, or a page read with ``scrape``),
-    fetched, parsed and normalized as a poll would, and not stored.
+    fetched, parsed and normalized as a poll would, and not stored; with
+    ``full_text``, the newest ``limit`` entries' articles fetched too. Also returns
+    what failed of the full text (``None``: nothing).
 
     Raises:
         SourceError: the fetch failed, or the body could not be read.
@@ -74,11 +78,22 @@ async def preview(config: Config, url: str, *, scrape: ScrapeRules | None,
 
     async with Fetcher(config.site.base_url, limits_for(config.fetch)) as fetcher:
         fetched = await fetcher.fetch(url, page=scrape is not None)
-    if fetched.status is not FetchStatus.OK:
-        raise SourceError(url, fetched.error or fetched.status.value)
-    return parse_and_normalize(fetched.body, url=fetched.url, headers=fetched.headers,
-                               timezone=config.site.timezone, encoding=encoding,
-                               source_url=url, seen_at=utcnow(), scrape_rules=scrape)
+        if fetched.status is not FetchStatus.OK:
+            raise SourceError(url, fetched.error or fetched.status.value)
+        feed = parse_and_normalize(fetched.body, url=fetched.url, headers=fetched.headers,
+                                   timezone=config.site.timezone, encoding=encoding,
+                                   source_url=url, seen_at=utcnow(), scrape_rules=scrape)
+        feed = replace(feed, entries=sorted(feed.entries, key=lambda e: e.published,
+                                            reverse=True))
+        if full_text is None:
+            return feed, None
+        from feedhub.fulltext import add_full_text
+        from feedhub.workers import Workers
+
+        filled = await add_full_text(feed.entries[:limit], {}, source_url=url, rules=full_text,
+                                     encoding=encoding, fetcher=fetcher, workers=Workers(1),
+                                     allow_private=config.fetch.private_links)
+    return replace(feed, entries=filled.entries + feed.entries[limit:]), filled.note()
 
 
 async def build(store: Store, config: Config, target: Path) -> int:

@@ -109,8 +109,18 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
         if found is not None:
             active, fetched, parsed = found
             status, error, body_hash = PollStatus.OK, None, None
-    return await _save(deps, source, replace(state, active_url=active), fetched, status, error,
-                       parsed, body_hash, now)
+    note = None
+    if source.full_text is not None and parsed is not None and parsed.entries:
+        from feedhub.fulltext import add_full_text  # extraction: only for full-text sources
+
+        stored = await deps.store.entry_hashes(source.url, [e.key for e in parsed.entries])
+        filled = await add_full_text(parsed.entries, stored, source_url=source.url,
+                                     rules=source.full_text, encoding=source.encoding,
+                                     fetcher=deps.fetcher, workers=deps.workers,
+                                     allow_private=deps.config.fetch.private_links)
+        parsed, note = replace(parsed, entries=filled.entries), filled.note()
+    return await _save(deps, source, replace(state, active_url=active), fetched, status,
+                       error, parsed, body_hash, now, note)
 
 
 async def _fail_over(deps: Deps, source: Source, now: datetime, why: str
@@ -162,7 +172,8 @@ def _status(fetched: FetchResult) -> PollStatus:
 
 async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchResult,
                 status: PollStatus, error: str | None, parsed: NormalizedFeed | None,
-                body_hash: str | None, now: datetime) -> PollOutcome:
+                body_hash: str | None, now: datetime, note: str | None = None) -> PollOutcome:
+    """Store the poll's result; ``note``: what a successful poll still reports (full text)."""
     failed = status in (PollStatus.ERROR, PollStatus.RATE_LIMITED)
     failures = state.failures + 1 if failed else 0
     hints = [timedelta(seconds=fetched.max_age)] if fetched.max_age else []
@@ -183,7 +194,7 @@ async def _save(deps: Deps, source: Source, state: SourceState, fetched: FetchRe
         last_success_at=now if succeeded else state.last_success_at,
         last_status=status.value,
         http_status=fetched.http_status,
-        error=None if succeeded else error,
+        error=note if succeeded else error,
         failures=failures,
         next_poll_at=due,
         retry_after=fetched.retry_after,

@@ -58,3 +58,11 @@ class ScrapeRules:
     link: Selector
     date: Selector | None = None
     summary: Selector | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FullText:
+    """How to take the article off each entry's page (a source's ``full_text:``)."""
+
+    #: The article's element (``full_text_selector``); ``None``: found by trafilatura.
+    selector: Selector | None = None

@@ -38,7 +38,8 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "granian": ("feedhub.server",),
     "uvloop": ("feedhub.server",),
     "prometheus_client": ("feedhub.metrics", "feedhub.server"),
-    "lxml": ("feedhub.scrape",),
+    "lxml": ("feedhub.scrape", "feedhub.extract"),
+    "trafilatura": ("feedhub.extract",),
     "cssselect": ("feedhub.selectors",),
 }
 
@@ -57,8 +58,8 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("feedhub.config", "feedhub.edit", "feedhub.opml"),
     ("feedhub.schedule",),
     ("feedhub.fetch",),
-    ("feedhub.parse", "feedhub.discover", "feedhub.scrape"),
-    ("feedhub.normalize",),
+    ("feedhub.parse", "feedhub.discover", "feedhub.scrape", "feedhub.extract"),
+    ("feedhub.normalize", "feedhub.ssrf", "feedhub.fulltext"),
     ("feedhub.store",),
     ("feedhub.render",),
     ("feedhub.publish",),

@@ -130,6 +130,15 @@ async def test_changed_content_updates_in_place(store: Store) -> None:
     assert await store.entry_counts() == {A: 1}
 
 
+async def test_entry_hashes_name_what_a_source_already_has(store: Store) -> None:
+    """Full text is fetched only for entries the store lacks or whose feed version changed."""
+    kept, changed = entry(A, "k1"), entry(A, "k2")
+    await store.save_poll(SourceState(url=A), [kept, changed, entry(B, "k3")], T0)
+    assert await store.entry_hashes(A, ["k1", "k2", "k3", "new"]) == {
+        "k1": kept.content_hash, "k2": changed.content_hash}
+    assert await store.entry_hashes(A, []) == {}
+
+
 async def test_new_entry_updated_equals_published(store: Store) -> None:
     """An entry never changed has updated == published."""
     await store.save_poll(SourceState(url=A), [entry(A, "k")], T0 + timedelta(days=1))

@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from feedhub.server import RECHECK_SECONDS
 from tests.conftest import CORPUS, SourceSpec, config_text, corpus_required, fixture_route, run_cli
 from tests.feedserver import FeedServer, Route
 from tests.test_server import serving
@@ -222,6 +224,9 @@ def test_full_archive_pages_never_change(site: Site, tmp_path: Path) -> None:
              for p in before}
     site.sources.set("/many.xml", Route(body=many_items_rss(MANY + 7), etag='"many2"'))
     assert run_cli("poll", "--source", site.sources.url("/many.xml"), config=site.config).code == 0
+    # The server caches each document for RECHECK_SECONDS; the pages fetched above are that
+    # fresh, so wait out the window a poll in another process is documented to take.
+    time.sleep(RECHECK_SECONDS + 0.2)
     after_pages, ids = follow_archives(site.base, SLUG)
     assert len(ids) == len(set(ids)) == before_total + 7
     for n in range(1, full_pages + 1):

@@ -9,7 +9,7 @@ import click
 
 from feedhub import operations
 from feedhub.cli.common import config_of, entries_text, handles_errors, run
-from feedhub.selectors import ScrapeRules, compile_selector
+from feedhub.selectors import FullText, ScrapeRules, compile_selector
 
 #: Characters of each entry's text shown.
 TEXT_CHARS = 200
@@ -25,6 +25,10 @@ _SPACE = re.compile(r"\s+")
 @click.option("--scrape-link", metavar="CSS@ATTR", help="Within an item: the link, e.g. a@href.")
 @click.option("--scrape-date", metavar="CSS", help="Within an item: the date's element.")
 @click.option("--scrape-summary", metavar="CSS", help="Within an item: the summary's element.")
+@click.option("--full-text", is_flag=True, help="Also fetch each shown entry's link and "
+              "extract its article (as full_text: true does).")
+@click.option("--full-text-selector", metavar="CSS", help="The article's element on each "
+              "entry's page (implies --full-text).")
 @click.option("--encoding", metavar="CHARSET", help="Read it in this charset, e.g. gb18030.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="How many entries to show.")
@@ -32,13 +36,15 @@ _SPACE = re.compile(r"\s+")
 @handles_errors
 def preview_command(ctx: click.Context, url: str, scrape_item: str | None,
                     scrape_title: str | None, scrape_link: str | None, scrape_date: str | None,
-                    scrape_summary: str | None, encoding: str | None, limit: int) -> None:
+                    scrape_summary: str | None, full_text: bool, full_text_selector: str | None,
+                    encoding: str | None, limit: int) -> None:
     """Show the entries a source would give (titles, links, dates, text); store nothing.
 
     URL is fetched and read as a poll would: as a feed, or with the --scrape-*
     selectors (the keys of a source's scrape: in feeds.yaml) as an HTML page.
     A URL already in feeds.yaml is read with its own scrape: and encoding:
-    unless options are given.
+    unless options are given. With --full-text, the text shown is the article
+    taken off each entry's page.
     """
     config = config_of(ctx)
     source = config.source(config.expand(url))
@@ -49,15 +55,21 @@ def preview_command(ctx: click.Context, url: str, scrape_item: str | None,
         rules = _rules(selectors)
     if encoding is None and source is not None:
         encoding = source.encoding
-    feed = run(operations.preview(config, config.expand(url), scrape=rules, encoding=encoding))
+    article = source.full_text if source else None
+    if full_text or full_text_selector:
+        article = _full_text(full_text_selector)
+    feed, note = run(operations.preview(config, config.expand(url), scrape=rules,
+                                        encoding=encoding, full_text=article, limit=limit))
     tz = config.site.timezone
     click.echo(click.style(feed.title or "(untitled)", bold=True)
                + f" — {url} ({entries_text(len(feed.entries))})")
-    for entry in sorted(feed.entries, key=lambda e: e.published, reverse=True)[:limit]:
+    for entry in feed.entries[:limit]:
         click.echo(f"{entry.published.astimezone(tz):%Y-%m-%d %H:%M}  {entry.title}")
         click.echo(f"    {entry.link or '(no link)'}")
         if text := _text(entry.content_html):
             click.echo(f"    {text}")
+    if note:
+        click.echo(note, err=True)
 
 
 def _rules(selectors: dict[str, str | None]) -> ScrapeRules:
@@ -74,6 +86,13 @@ def _rules(selectors: dict[str, str | None]) -> ScrapeRules:
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint=f"--scrape-{key}") from None
     return ScrapeRules(**compiled)
+
+
+def _full_text(selector: str | None) -> FullText:
+    try:
+        return FullText(selector=compile_selector(selector) if selector else None)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--full-text-selector") from None
 
 
 def _text(content_html: str) -> str:

@@ -87,6 +87,7 @@ class _FetchModel(_Strict):
     max_redirects: int = Field(default=5, ge=0, le=20)
     per_host: int = Field(default=2, ge=1, le=64)
     concurrency: int = Field(default=10, ge=1, le=256)
+    private_links: Literal["refuse", "allow"] = "refuse"
 
 
 class _RetentionModel(_Strict):
@@ -185,6 +186,9 @@ class _CategoryModel(_RulesModel):
     interval: Interval | None = None
     #: Applies to each of the category's sources that has no ``scrape:`` of its own.
     scrape: ScrapeModel | None = None
+    #: Apply to each of the category's sources that does not set them itself.
+    full_text: bool | None = None
+    full_text_selector: CssSelector | None = None
 
 
 QueryText = Annotated[str, BeforeValidator(query_text)]
@@ -206,6 +210,8 @@ class _SourceModel(_RulesModel):
     timezone: TimeZoneName | None = None
     encoding: EncodingName | None = None
     scrape: ScrapeModel | None = None
+    full_text: bool | None = None
+    full_text_selector: CssSelector | None = None
 
 
 class FileModel(_Strict):

@@ -30,7 +30,7 @@ from feedhub.config.values import SLUG, expand_rsshub
 from feedhub.errors import ConfigIssue
 from feedhub.policy import Schedule
 from feedhub.search import parse_query
-from feedhub.selectors import ScrapeRules
+from feedhub.selectors import FullText, ScrapeRules, compile_selector
 
 
 def _schedule(value: timedelta | ScheduleModel, timezone: str) -> Schedule:
@@ -105,6 +105,13 @@ def _scrape(model: ScrapeModel | None) -> ScrapeRules | None:
     return model.rules() if model is not None else None
 
 
+def _full_text(wanted: bool | None, selector: str | None) -> FullText | None:
+    """Full text when asked for, or when a selector is given and it is not turned off."""
+    if not (wanted if wanted is not None else selector is not None):
+        return None
+    return FullText(selector=compile_selector(selector) if selector else None)
+
+
 def resolve(model: FileModel, path: Path) -> Config:
     """The validated file as a :class:`Config`, defaults applied and URLs expanded."""
     site_tz = model.site.timezone
@@ -115,7 +122,11 @@ def resolve(model: FileModel, path: Path) -> Config:
                schedule=_schedule(raw.interval or model.categories[raw.category].interval
                                   or model.defaults.interval, raw.timezone or site_tz),
                timezone=ZoneInfo(raw.timezone or site_tz), encoding=raw.encoding,
-               rules=raw.rules(), scrape=_scrape(raw.scrape or model.categories[raw.category].scrape))
+               rules=raw.rules(), scrape=_scrape(raw.scrape or model.categories[raw.category].scrape),
+               full_text=_full_text(
+                   raw.full_text if raw.full_text is not None
+                   else model.categories[raw.category].full_text,
+                   raw.full_text_selector or model.categories[raw.category].full_text_selector))
         for raw in model.sources)
     host, _, port = model.server.listen.rpartition(":")
     data_dir = Path(model.site.data_dir)
@@ -146,5 +157,6 @@ def resolve(model: FileModel, path: Path) -> Config:
                         pool_size=model.storage.pool_size),
         fetch=FetchSettings(timeout=model.fetch.timeout, max_body_bytes=model.fetch.max_body,
                             max_redirects=model.fetch.max_redirects,
-                            per_host=model.fetch.per_host, concurrency=model.fetch.concurrency),
+                            per_host=model.fetch.per_host, concurrency=model.fetch.concurrency,
+                            private_links=model.fetch.private_links == "allow"),
     )

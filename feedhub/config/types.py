@@ -13,7 +13,7 @@ from feedhub.config.values import expand_rsshub
 from feedhub.filters import NO_RULES, EntryFilter, RuleSet
 from feedhub.policy import Schedule
 from feedhub.search import Query
-from feedhub.selectors import ScrapeRules
+from feedhub.selectors import FullText, ScrapeRules
 
 DEFAULT_PATH = Path("feeds.yaml")
 
@@ -91,6 +91,8 @@ class Source:
     fallbacks: tuple[str, ...] = ()
     #: Set for an HTML page with no feed: how to read entries off it.
     scrape: ScrapeRules | None = None
+    #: Set when each new entry's link is fetched for the whole article.
+    full_text: FullText | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +107,9 @@ class FetchSettings:
     #: Fetches at once to one host, and in all.
     per_host: int = 2
     concurrency: int = 10
+    #: Fetch entry links (full text) whose host has a private, loopback or link-local
+    #: address: off, so a feed cannot make feedhub reach into the network it runs in.
+    private_links: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -133,6 +133,9 @@ class Store(Protocol):
         is ``None`` (a poll outside any daemon).
         """
 
+    async def entry_hashes(self, source_url: str, keys: Sequence[str]) -> dict[str, str]:
+        """The stored ``content_hash`` of each of these keys the source has (others absent)."""
+
     async def poll_history(self, url: str, limit: int) -> list[PollRecord]:
         """The last ``limit`` polls of one source (at most :data:`POLL_HISTORY`), newest first."""
 

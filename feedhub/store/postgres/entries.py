@@ -133,6 +133,13 @@ class EntriesMixin(PostgresBase):
         rows = await self._rows("search entries", hits, params)
         return one_per_link((ROWS.entry(row) for row in rows), limit)
 
+    async def entry_hashes(self, source_url: str, keys: Sequence[str]) -> dict[str, str]:
+        rows = await self._rows(
+            "read entry hashes",
+            "SELECT key, content_hash FROM entries WHERE source_url = %s AND key = ANY(%s)",
+            (source_url, list(keys)))
+        return {row["key"]: row["content_hash"] for row in rows}
+
     async def entry_counts(self) -> dict[str, int]:
         rows = await self._rows("count entries",
                                 "SELECT source_url, COUNT(*) AS n FROM entries GROUP BY source_url")

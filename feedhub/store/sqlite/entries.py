@@ -93,7 +93,11 @@ class EntriesMixin(SQLiteBase):
                                    [ROWS.changed_values(e, seen_at) for e in changed])
         return SaveResult(new=len(fresh), updated=len(changed))
 
-    async def _known_hashes(self, source_url: str, keys: list[str]) -> dict[str, str]:
+    async def entry_hashes(self, source_url: str, keys: Sequence[str]) -> dict[str, str]:
+        async with self._errors("read entry hashes"):
+            return await self._known_hashes(source_url, keys)
+
+    async def _known_hashes(self, source_url: str, keys: Sequence[str]) -> dict[str, str]:
         known: dict[str, str] = {}
         for batch, batch_marks in batches(keys):
             async with self._db.execute(
