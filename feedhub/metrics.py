@@ -20,3 +20,8 @@ LAST_SUCCESS = Gauge("feedhub_last_success_timestamp_seconds",
                      ["category"], registry=REGISTRY)
 SOURCES = Gauge("feedhub_sources", "Configured sources by last poll result", ["state"],
                 registry=REGISTRY)
+WEBHOOK_DELIVERIES = Counter("feedhub_webhook_deliveries",
+                             "Webhook delivery attempts by result (delivered, failed, given_up)",
+                             ["result"], registry=REGISTRY)
+WEBHOOK_PENDING = Gauge("feedhub_webhook_pending", "Webhook deliveries waiting in the store, "
+                        "by state (pending, given_up)", ["state"], registry=REGISTRY)

@@ -140,6 +140,14 @@ class Entry:
     def __post_init__(self) -> None:
         _check_utc("published", self.published)
 
+    def stored(self, at: datetime) -> StoredEntry:
+        """The entry as the store gives it back once first saved at ``at``."""
+        return StoredEntry(source_url=self.source_url, key=self.key, guid=self.guid,
+                           link=self.link, canonical_link=self.canonical_link, title=self.title,
+                           content_html=self.content_html, published=self.published,
+                           first_seen=at, updated=self.published, authors=self.authors,
+                           categories=self.categories, enclosures=self.enclosures)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredEntry:

@@ -30,9 +30,11 @@ _BATCH = 1000
 
 async def poll_now(store: Store, config: Config, sources: Sequence[Source], *, force: bool,
                    on_done: Callable[[PollOutcome], None] | None = None) -> list[PollOutcome]:
-    """Poll ``sources`` once, then republish the categories that changed and ping the hubs."""
-    from feedhub.fetch import Fetcher, limits_for
+    """Poll ``sources`` once, then republish the categories that changed, ping the hubs
+    and send the webhook deliveries due."""
+    from feedhub.fetch import Fetcher, limits_for, user_agent
     from feedhub.pipeline import Deps, changed_categories, poll_sources, record_quiet, republish
+    from feedhub.publish.webhooks import deliver_now
     from feedhub.publish.websub import announce_now
     from feedhub.workers import worker_pool
 
@@ -48,6 +50,7 @@ async def poll_now(store: Store, config: Config, sources: Sequence[Source], *, f
             changed = await republish(store, config, slugs or None, config.public_dir,
                                       workers=workers)
             await announce_now(config, changed)
+    await deliver_now(store, config.webhooks, user_agent(config.site.base_url))
     return outcomes
 
 

@@ -23,6 +23,7 @@ from feedhub.fetch import Fetcher
 from feedhub.health import QUIET_KINDS, RHYTHM_ENTRIES, quiet_changes, state_change
 from feedhub.model import (
     Document,
+    Entry,
     FetchResult,
     FetchStatus,
     NormalizedFeed,
@@ -32,6 +33,7 @@ from feedhub.model import (
     utcnow,
 )
 from feedhub.policy import next_poll_at
+from feedhub.publish.webhooks import deliveries
 from feedhub.store import Store
 from feedhub.workers import Workers
 
@@ -109,18 +111,31 @@ async def poll_source(deps: Deps, source: Source, *, force: bool = False,
         if found is not None:
             active, fetched, parsed = found
             status, error, body_hash = PollStatus.OK, None, None
-    note = None
-    if source.full_text is not None and parsed is not None and parsed.entries:
+    note, stored = None, None
+    announced = any(w.wants(source.category) for w in deps.config.webhooks)
+    if parsed is not None and parsed.entries and (source.full_text is not None or announced):
+        stored = await deps.store.entry_hashes(source.url, [e.key for e in parsed.entries])
+    if source.full_text is not None and parsed is not None and stored is not None:
         from feedhub.fulltext import add_full_text  # extraction: only for full-text sources
 
-        stored = await deps.store.entry_hashes(source.url, [e.key for e in parsed.entries])
         filled = await add_full_text(parsed.entries, stored, source_url=source.url,
                                      rules=source.full_text, encoding=source.encoding,
                                      fetcher=deps.fetcher, workers=deps.workers,
                                      allow_private=deps.config.fetch.private_links)
         parsed, note = replace(parsed, entries=filled.entries), filled.note()
-    return await _save(deps, source, replace(state, active_url=active), fetched, status,
-                       error, parsed, body_hash, now, note)
+    outcome = await _save(deps, source, replace(state, active_url=active), fetched, status,
+                          error, parsed, body_hash, now, note)
+    if announced and parsed is not None and stored is not None and outcome.new:
+        await _announce(deps, source, [e for e in parsed.entries if e.key not in stored], now)
+    return outcome
+
+
+async def _announce(deps: Deps, source: Source, new: Sequence[Entry], now: datetime) -> None:
+    """Queue the webhook deliveries of a poll's new entries (sent by the daemon)."""
+    try:
+        await deps.store.queue_notifications(deliveries(deps.config, source, new, now), now)
+    except StoreError as e:  # the entries are stored: the poll itself succeeded
+        log.error("cannot queue webhook deliveries for %s: %s", source.url, e)
 
 
 async def _fail_over(deps: Deps, source: Source, now: datetime, why: str

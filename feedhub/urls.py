@@ -1,8 +1,9 @@
-"""URL helpers shared by the stages: canonical links and absolute IRIs."""
+"""URL helpers shared by the stages: canonical links, absolute IRIs, derived ids."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that identify a campaign, not an article.
@@ -39,3 +40,8 @@ def is_absolute_iri(value: str) -> bool:
     if parts.scheme in ("http", "https"):
         return bool(parts.netloc)
     return bool(parts.path or parts.netloc)
+
+
+def derived_id(source_url: str, key: str) -> str:
+    """A stable ``urn:uuid:`` id for an entry whose own id is not an absolute IRI."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{source_url}\n{key}").urn

@@ -25,6 +25,8 @@ class Route:
     last_modified: str | None = None
     gzip: bool = False
     delay: float = 0.0
+    #: Answer the first this many requests for the path with 503 (a receiver not up yet).
+    fail_first: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
             route = Route(body=b"not found\n", status=404, content_type="text/plain")
         if route.delay > 0:
             time.sleep(route.delay)
+        if len(owner.requests(self.path)) <= route.fail_first:
+            route = Route(body=b"not yet\n", status=503, content_type="text/plain")
         self._send(route, headers, send_body)
 
     def _send(self, route: Route, headers: Mapping[str, str], send_body: bool) -> None:

@@ -21,7 +21,7 @@ from feedhub.config.files import FileModel
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-_ROW = re.compile(r"^\|\s*`([a-z_]+(?:\.<slug>|\[\])?(?:\.[a-z_]+)+)`\s*\|(.*)\|\s*$")
+_ROW = re.compile(r"^\|\s*`([a-z_]+(?:(?:\.<slug>|\[\])?\.[a-z_]+)+)`\s*\|(.*)\|\s*$")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _SIZE = re.compile(r"^(\d+)(KB|MB|GB)$")
 

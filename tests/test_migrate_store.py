@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -12,7 +13,7 @@ import pytest
 
 from feedhub.model import Document, SourceState, StoredEntry
 from feedhub.store import open_store
-from feedhub.store.base import SourceEvent
+from feedhub.store.base import QueuedNotification, SourceEvent
 from tests.conftest import SourceSpec, config_text, fixture_route, run_cli
 from tests.feedserver import FeedServer, Route
 
@@ -23,7 +24,7 @@ FIXTURES = ["rss2_utf8.xml", "atom_utf8.xml", "dup_source_a.xml", "dup_source_b.
 
 
 Snapshot = tuple[list[SourceState], list[StoredEntry], list[Document], list[SourceEvent],
-                 dict[str, int]]
+                 list[QueuedNotification], dict[str, int]]
 
 
 async def snapshot(url: str) -> Snapshot:
@@ -33,8 +34,9 @@ async def snapshot(url: str) -> Snapshot:
         states = await store.source_states()
         urls = [s.url for s in states]
         events = [replace(e, id=0) for e in await store.source_events(10_000)]
+        queued, _cursor = await store.export_notifications(0, 10_000)
         return (states, await store.archive_entries(urls, 10_000), await store.documents(),
-                events, await store.table_counts())
+                events, queued, await store.table_counts())
     finally:
         await store.close()
 
@@ -61,7 +63,26 @@ def polled_sqlite(feed_server: FeedServer, tmp_path: Path) -> tuple[Path, str]:
         result = run_cli("poll", config=config)
         assert result.code == 0, result.stderr
         feed_server.set("/flaky.xml", fixture_route("atom_utf8.xml"))
-    return config, f"sqlite://{tmp_path / 'data' / 'feedhub.sqlite3'}"
+    url = f"sqlite://{tmp_path / 'data' / 'feedhub.sqlite3'}"
+    asyncio.run(queue_deliveries(url))
+    return config, url
+
+
+async def queue_deliveries(url: str) -> None:
+    """Three webhook deliveries: due, failed once, given up."""
+    store = await open_store(url)
+    try:
+        at = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+        await store.queue_notifications([("http://127.0.0.1:9/a", b'{"n": 1}'),
+                                         ("http://127.0.0.1:9/a", b'{"n": 2}'),
+                                         ("http://127.0.0.1:9/b", '{"n": "三"}'.encode())], at)
+        due = await store.claim_notifications(at, 10, timedelta(0))
+        await store.settle_notification(due[1].id, error="HTTP 503",
+                                        retry_at=at + timedelta(seconds=1))
+        for _ in range(16):  # sixteen failed attempts, the last one giving up
+            await store.settle_notification(due[2].id, error="HTTP 500", retry_at=None)
+    finally:
+        await store.close()
 
 
 def test_copies_everything_and_resumes(polled_sqlite: tuple[Path, str], pg_url: str,
@@ -71,7 +92,9 @@ def test_copies_everything_and_resumes(polled_sqlite: tuple[Path, str], pg_url: 
     assert result.code == 0, result.stderr
     assert "counts match" in result.stdout
     before = asyncio.run(snapshot(sqlite_url))
-    states, _entries, _documents, events, counts = before
+    states, _entries, _documents, events, queued, counts = before
+    assert [(q.attempts, q.last_error, q.next_at is None) for q in queued] == [
+        (0, None, False), (1, "HTTP 503", False), (16, "HTTP 500", True)]
     assert counts["entries"] > 10 and counts["polls"] == 2 * (len(FIXTURES) + 2)
     assert [e.kind for e in events] == ["recovered", "failing"]
     assert {s.url: s.active_url for s in states if s.active_url} == {
@@ -86,6 +109,7 @@ def test_copies_everything_and_resumes(polled_sqlite: tuple[Path, str], pg_url: 
         conn.execute("DELETE FROM documents WHERE path LIKE 'feeds/%'")
         conn.execute("DELETE FROM source_events WHERE id > (SELECT MIN(id) FROM source_events)")
         conn.execute("UPDATE sources SET active_url = NULL")
+        conn.execute("DELETE FROM notifications WHERE attempts > 0")
     result = run_cli("migrate-store", "--from", sqlite_url, "--to", pg_url)
     assert result.code == 0, result.stderr
     assert asyncio.run(snapshot(pg_url)) == before

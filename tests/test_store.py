@@ -139,6 +139,38 @@ async def test_entry_hashes_name_what_a_source_already_has(store: Store) -> None
     assert await store.entry_hashes(A, []) == {}
 
 
+async def test_webhook_deliveries_queue_until_accepted(store: Store) -> None:
+    """Queued deliveries are claimed once (held), retried when due, dropped once accepted,
+    and kept as given up when retries ran out."""
+    hook, other = "http://127.0.0.1:9/hook", "http://127.0.0.1:9/other"
+    await store.queue_notifications([(hook, "{\"新\": 1}".encode()), (other, b"{}")], T0)
+    await store.queue_notifications([], T0)
+    hold = timedelta(minutes=2)
+    assert await store.claim_notifications(T0 - timedelta(seconds=1), 10, hold) == []
+    first = await store.claim_notifications(T0, 10, hold)
+    assert [(n.webhook_url, n.body, n.attempts) for n in first] == [
+        (hook, "{\"新\": 1}".encode(), 0), (other, b"{}", 0)]
+    # Held: not claimed again until the hold ends (its sender died), then claimable again.
+    assert await store.claim_notifications(T0 + timedelta(minutes=1), 10, hold) == []
+    assert len(await store.claim_notifications(T0 + hold, 10, hold)) == 2
+    counts = await store.notification_counts()
+    assert {u: (c.pending, c.given_up, c.last_error) for u, c in counts.items()} == {
+        hook: (1, 0, None), other: (1, 0, None)}
+
+    await store.settle_notification(first[0].id, error="HTTP 500",
+                                    retry_at=T0 + timedelta(minutes=10))
+    await store.settle_notification(first[1].id, error=None, retry_at=None)
+    assert list(await store.notification_counts()) == [hook]
+    assert await store.claim_notifications(T0 + timedelta(minutes=9), 10, hold) == []
+    [again] = await store.claim_notifications(T0 + timedelta(minutes=10), 10, hold)
+    assert (again.id, again.attempts) == (first[0].id, 1)
+    await store.settle_notification(again.id, error="ConnectError", retry_at=None)
+    assert await store.claim_notifications(T0 + timedelta(days=365), 10, hold) == []
+    [(url, counts_now)] = (await store.notification_counts()).items()
+    assert (url, counts_now.pending, counts_now.given_up, counts_now.last_error) == (
+        hook, 0, 1, "ConnectError")
+
+
 async def test_new_entry_updated_equals_published(store: Store) -> None:
     """An entry never changed has updated == published."""
     await store.save_poll(SourceState(url=A), [entry(A, "k")], T0 + timedelta(days=1))
@@ -536,6 +568,10 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
     state = replace(state, last_poll_at=later, active_url="http://127.0.0.1:9/mirror.xml")
     await store.save_poll(state, [], later)
     await store.put_documents([document("feeds/all.atom", b"<feed/>")])
+    await store.queue_notifications([("http://127.0.0.1:9/hook", "{\"新\": 1}".encode()),
+                                     ("http://127.0.0.1:9/hook", b"{}")], later)
+    [claimed, _] = await store.claim_notifications(later, 10, timedelta(0))
+    await store.settle_notification(claimed.id, error="HTTP 502", retry_at=None)
     target = await open_store(tmp_path / "copy.sqlite3")
     try:
         for _ in range(2):
@@ -545,8 +581,13 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
             await target.import_polls(polls)
             await _copy_pages(store.export_events, target.import_events, 1)
             await target.put_documents(await store.documents())
+            await _copy_pages(store.export_notifications, target.import_notifications, 1)
         assert await target.table_counts() == await store.table_counts() == {
-            "sources": 1, "entries": 5, "documents": 1, "polls": 3, "source_events": 2}
+            "sources": 1, "entries": 5, "documents": 1, "polls": 3, "source_events": 2,
+            "notifications": 2}
+        assert (await target.export_notifications(0, 10))[0] == \
+            (await store.export_notifications(0, 10))[0]
+        assert await target.notification_counts() == await store.notification_counts()
         assert await target.source_state(A) == state
         assert await target.source_events(10) == await store.source_events(10)
         assert await target.latest_entries([A], 10) == await store.latest_entries([A], 10)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from feedhub.model import StoredEntry
     from feedhub.report import StatusRow
     from feedhub.store import Store
-    from feedhub.store.base import PollRecord
+    from feedhub.store.base import DeliveryCounts, PollRecord
 
 
 @click.command()
@@ -55,12 +55,13 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
         sources = (find_source(config, source),)
     now = utcnow()
 
-    async def work(store: Store) -> tuple[list[StatusRow], list[PollRecord]]:
+    async def work(store: Store) -> tuple[list[StatusRow], list[PollRecord],
+                                          dict[str, DeliveryCounts]]:
         rows = await operations.status_rows(store, config, sources, now)
         history = await store.poll_history(sources[0].url, limit) if source is not None else []
-        return rows, history
+        return rows, history, await store.notification_counts()
 
-    rows, history = run(with_store(config, work))
+    rows, history, deliveries = run(with_store(config, work))
     if as_json:
         data: Any = [r.as_json() for r in rows]
         if source is not None:
@@ -74,6 +75,15 @@ def status(ctx: click.Context, source: str | None, slug: str | None, limit: int,
         render_history(console, rows[0], history, now, config.site.timezone)
     else:
         render_status(console, rows, now, f"{config.site.title} — {config.path}")
+        for hook in dict.fromkeys([*(w.url for w in config.webhooks), *deliveries]):
+            counts = deliveries.get(hook)
+            line = f"webhook {hook}: " + (
+                f"{counts.pending} pending, {counts.given_up} given up" if counts
+                else "nothing pending")
+            if counts and counts.last_error:
+                line += f" (last error: {counts.last_error})"
+            console.print(line, style="red" if counts and counts.given_up else None,
+                          highlight=False, soft_wrap=True)
 
 
 @click.command()

@@ -25,8 +25,9 @@ from feedhub.config.types import (
     Site,
     Source,
     Storage,
+    Webhook,
 )
 
 __all__ = ["DEFAULT_PATH", "RESERVED_SLUGS", "Category", "Config", "FetchSettings",
-           "SavedSearch", "Site", "Source", "Storage",
+           "SavedSearch", "Site", "Source", "Storage", "Webhook",
            "load_config", "parse_config", "plain"]

@@ -214,6 +214,16 @@ class _SourceModel(_RulesModel):
     full_text_selector: CssSelector | None = None
 
 
+class _WebhookModel(_Strict):
+    url: HttpUrl
+    categories: list[str] | None = Field(default=None, min_length=1)
+    secret: str | None = Field(default=None, min_length=1)
+
+
+class _NotifyModel(_Strict):
+    webhooks: list[_WebhookModel] = Field(default_factory=list)
+
+
 class FileModel(_Strict):
     """The whole of ``feeds.yaml``."""
 
@@ -226,6 +236,7 @@ class FileModel(_Strict):
     sources: list[_SourceModel] = Field(default_factory=list)
     queries: dict[str, _QueryModel] = Field(default_factory=dict)
     storage: _StorageModel = _StorageModel()
+    notify: _NotifyModel = _NotifyModel()
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -238,6 +249,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "categories": _CategoryModel,
     "sources": _SourceModel,
     "storage": _StorageModel,
+    "notify": _NotifyModel,
+    "webhooks": _WebhookModel,
     "queries": _QueryModel,
     "interval": ScheduleModel,
     "windows": _WindowModel,

@@ -25,6 +25,7 @@ from feedhub.config.types import (
     Site,
     Source,
     Storage,
+    Webhook,
 )
 from feedhub.config.values import SLUG, expand_rsshub
 from feedhub.errors import ConfigIssue
@@ -67,6 +68,16 @@ def cross_issues(data: Any, tree: CommentedMap | None, name: str) -> list[Config
                 issues.append(ConfigIssue(
                     name, line_of(tree, ("queries", query, "categories", j)),
                     f"queries.{query}.categories[{j}]", f"category {slug!r} is not defined",
+                    f"use one of: {', '.join(slugs)}"))
+    notify = data.get("notify") if isinstance(data, dict) else None
+    hooks = notify.get("webhooks") if isinstance(notify, dict) else None
+    for i, hook in enumerate(hooks if isinstance(hooks, list) else []):
+        wanted = hook.get("categories") if isinstance(hook, dict) else None
+        for j, slug in enumerate(wanted if isinstance(wanted, list) else []):
+            if categories is not None and slug not in slugs:
+                issues.append(ConfigIssue(
+                    name, line_of(tree, ("notify", "webhooks", i, "categories", j)),
+                    f"notify.webhooks[{i}].categories[{j}]", f"category {slug!r} is not defined",
                     f"use one of: {', '.join(slugs)}"))
     sources = data.get("sources") if isinstance(data, dict) else None
     site = data.get("site") if isinstance(data, dict) else None
@@ -159,4 +170,7 @@ def resolve(model: FileModel, path: Path) -> Config:
                             max_redirects=model.fetch.max_redirects,
                             per_host=model.fetch.per_host, concurrency=model.fetch.concurrency,
                             private_links=model.fetch.private_links == "allow"),
+        webhooks=tuple(Webhook(url=w.url, secret=w.secret,
+                               categories=frozenset(w.categories) if w.categories else None)
+                       for w in model.notify.webhooks),
     )

@@ -96,6 +96,21 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Webhook:
+    """Where new entries are POSTed (``notify.webhooks``)."""
+
+    url: str
+    #: The categories (slugs) whose new entries are sent; ``None``: all.
+    categories: frozenset[str] | None = None
+    #: Signs each body: ``X-Feedhub-Signature: sha256=<HMAC-SHA256 hex>``.
+    secret: str | None = None
+
+    def wants(self, slug: str) -> bool:
+        """Whether new entries of category ``slug`` go to this webhook."""
+        return self.categories is None or slug in self.categories
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FetchSettings:
     """How much fetching one source may cost, and how many fetches run at once."""
 
@@ -135,6 +150,7 @@ class Config:
     queries: Mapping[str, SavedSearch] = field(default_factory=dict)
     storage: Storage = Storage()
     fetch: FetchSettings = FetchSettings()
+    webhooks: tuple[Webhook, ...] = ()
 
     @property
     def store_path(self) -> Path:

@@ -17,11 +17,12 @@ from feedhub.daemon.polls import Polls
 from feedhub.daemon.publishing import Publishing
 from feedhub.daemon.watch import feed_watchdog, health_report, status_line
 from feedhub.errors import ConfigError
-from feedhub.fetch import Fetcher, limits_for
+from feedhub.fetch import Fetcher, limits_for, user_agent
 from feedhub.model import PollOutcome, utcnow
 from feedhub.pidfile import pid_path, remove_pid_file, write_pid_file
 from feedhub.pipeline import changed_categories
 from feedhub.policy import first_poll_at
+from feedhub.publish.webhooks import WebhookSender
 from feedhub.publish.websub import WebSubPublisher
 from feedhub.schedule import Jobs, Scheduler
 from feedhub.server import HttpServer, create_app
@@ -70,6 +71,7 @@ class Daemon:
         self._store: Store | None = None
         self._polls: Polls | None = None
         self._publishing: Publishing | None = None
+        self._webhooks: WebhookSender | None = None
 
     @property
     def store(self) -> Store:
@@ -120,6 +122,8 @@ class Daemon:
             return
         old, self.config = self.config, new
         self.polls.config = self.publishing.config = new
+        if self._webhooks is not None:
+            self._webhooks.webhooks = new.webhooks
         await self.schedule_new_sources(self.options.first_poll_window)
         now = utcnow()
         for source in new.sources:
@@ -167,6 +171,11 @@ class Daemon:
             await server.start()
             self.port = server.port
             stack.push_async_callback(server.stop)
+            self._webhooks = sender = WebhookSender(store, self.config.webhooks,
+                                                    user_agent(self.config.site.base_url))
+            stack.push_async_callback(sender.aclose)
+            sending = asyncio.create_task(sender.run(), name="webhooks")
+            stack.push_async_callback(sender.stop, sending, STOP_GRACE)
             scheduler = Scheduler(Jobs(tick=self._job(lambda: self.polls.tick(self._stop)),
                                        republish=self._job(self.publishing.republish),
                                        prune=self._job(self.publishing.prune),
@@ -206,6 +215,8 @@ class Daemon:
 
     def _polled(self, outcome: PollOutcome) -> None:
         self.publishing.mark(changed_categories(self.config, [outcome]))
+        if outcome.new and self._webhooks is not None:
+            self._webhooks.poke()  # the poll may have queued deliveries
 
     async def _status_line(self) -> str:
         return status_line(await self.health(), self.polls.last_cycle)

@@ -8,7 +8,6 @@ label and names the source it came from.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from feedgen.util import xml_elem
 
 from feedhub import __version__
 from feedhub.model import StoredEntry
-from feedhub.urls import is_absolute_iri
+from feedhub.urls import derived_id, is_absolute_iri
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -80,11 +79,6 @@ class _Item:
     rss_guid_is_permalink: bool
     labels: tuple[str, ...]
     source: SourceInfo
-
-
-def derived_id(source_url: str, key: str) -> str:
-    """A stable ``urn:uuid:`` id for an entry whose own id is not an absolute IRI."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{source_url}\n{key}").urn
 
 
 def _items(spec: FeedSpec, entries: Sequence[StoredEntry]) -> list[_Item]:

@@ -59,6 +59,42 @@ class SourceEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """A webhook delivery waiting in the store."""
+
+    id: int
+    webhook_url: str
+    #: The JSON document to POST.
+    body: bytes
+    #: Deliveries tried before this one.
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuedNotification:
+    """A webhook delivery with everything needed to copy it to another store."""
+
+    webhook_url: str
+    body: bytes
+    #: When the poll that queued it ran.
+    created: datetime
+    attempts: int
+    #: When it is due; ``None``: given up.
+    next_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryCounts:
+    """One webhook's deliveries not accepted yet, as ``feedhub status`` shows them."""
+
+    pending: int
+    #: Deliveries given up after every retry failed.
+    given_up: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EntryRecord:
     """A stored entry with everything needed to copy it to another store."""
 
@@ -77,9 +113,12 @@ class Store(Protocol):
     Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
     ``prune``, ``forget_sources``.
     Documents: ``put_documents``, ``document``, ``document_paths``, ``documents``.
+    Webhooks: ``queue_notifications``, ``claim_notifications``, ``settle_notification``,
+    ``notification_counts``.
     Many nodes: ``claim_sources``, ``release_sources``, ``lock``.
     Copying between stores: ``table_counts``, ``export_entries``, ``import_entries``,
-    ``import_sources``, ``export_polls``, ``import_polls``, ``export_events``,
+    ``import_sources``, ``export_polls``, ``import_polls``, ``export_notifications``,
+    ``import_notifications``, ``export_events``,
     ``import_events``.
     """
 
@@ -208,6 +247,29 @@ class Store(Protocol):
     async def documents(self) -> list[Document]:
         """Every rendered document."""
 
+    # --- webhook deliveries -----------------------------------------------------------
+
+    async def queue_notifications(self, items: Sequence[tuple[str, bytes]],
+                                  at: datetime) -> None:
+        """Keep deliveries (webhook URL, JSON body) until a receiver accepts them; due at
+        ``at``."""
+
+    async def claim_notifications(self, now: datetime, limit: int,
+                                  hold: timedelta) -> list[Notification]:
+        """Up to ``limit`` deliveries due at ``now``, oldest first, held for ``hold``.
+
+        A held delivery is not due again until ``now + hold``, so a delivery in flight is
+        never claimed twice, and one whose sender died is retried once the hold ends.
+        """
+
+    async def settle_notification(self, id: int, *, error: str | None,
+                                  retry_at: datetime | None) -> None:
+        """Record an attempt: ``error`` ``None`` means accepted (the delivery is dropped);
+        else it is retried at ``retry_at``, or kept as given up when that is ``None``."""
+
+    async def notification_counts(self) -> dict[str, DeliveryCounts]:
+        """Deliveries not accepted yet, per webhook URL (absent: none)."""
+
     # --- many nodes -------------------------------------------------------------------
 
     async def claim_sources(self, urls: Iterable[str], now: datetime, limit: int, *,
@@ -260,6 +322,13 @@ class Store(Protocol):
 
     async def import_polls(self, records: Sequence[PollRecord]) -> None:
         """Add poll records not stored yet (same source, instant and status)."""
+
+    async def export_notifications(self, after: int,
+                                   limit: int) -> tuple[list[QueuedNotification], int]:
+        """Up to ``limit`` webhook deliveries in storage order after the cursor ``after``."""
+
+    async def import_notifications(self, items: Sequence[QueuedNotification]) -> None:
+        """Add deliveries not queued yet (same webhook, poll instant and body), in order."""
 
     async def export_events(self, after: int, limit: int) -> tuple[list[SourceEvent], int]:
         """Up to ``limit`` source events in storage order after the cursor ``after``."""

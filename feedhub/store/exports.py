@@ -11,12 +11,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from feedhub.store.base import EntryRecord, PollRecord, SourceEvent
+from feedhub.store.base import EntryRecord, PollRecord, QueuedNotification, SourceEvent
 from feedhub.store.rows import Row, Rows
 
 
 class Exports(ABC):
-    """``export_entries``, ``export_polls`` and ``export_events`` of a store."""
+    """``export_entries``, ``export_polls``, ``export_notifications`` and ``export_events``
+    of a store."""
 
     #: How the store's rows become value objects.
     rows: ClassVar[Rows]
@@ -35,6 +36,11 @@ class Exports(ABC):
     async def export_polls(self, after: int, limit: int) -> tuple[list[PollRecord], int]:
         rows, cursor = await self._page("read poll history", "polls", after, limit)
         return [self.rows.poll(row) for row in rows], cursor
+
+    async def export_notifications(self, after: int,
+                                   limit: int) -> tuple[list[QueuedNotification], int]:
+        rows, cursor = await self._page("read webhook deliveries", "notifications", after, limit)
+        return [self.rows.notification(row) for row in rows], cursor
 
     async def export_events(self, after: int, limit: int) -> tuple[list[SourceEvent], int]:
         rows, cursor = await self._page("read source events", "source_events", after, limit)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from feedhub.model import Document, Enclosure, Entry, SourceState, StoredEntry
-from feedhub.store.base import PollRecord, SourceEvent
+from feedhub.store.base import PollRecord, QueuedNotification, SourceEvent
 
 
 class Row(Protocol):
@@ -81,6 +81,13 @@ class Rows:
         return SourceEvent(source_url=row["source_url"], at=self.instant(row["at"]),
                            kind=row["kind"], detail=row["detail"], id=row["id"])
 
+    def notification(self, row: Row) -> QueuedNotification:
+        """A ``notifications`` row."""
+        return QueuedNotification(webhook_url=row["webhook_url"], body=bytes(row["body"]),
+                                  created=self.instant(row["created"]),
+                                  attempts=row["attempts"], next_at=self.read_time(row["next_at"]),
+                                  last_error=row["last_error"])
+
     def state_values(self, s: SourceState) -> tuple[Any, ...]:
         """A source's state in :data:`~feedhub.store.sql.STATE_COLUMNS` order."""
         t = self.write_time
@@ -107,6 +114,11 @@ class Rows:
         """A poll record in ``polls`` column order (without ``id``)."""
         return (p.source_url, self.write_time(p.at), p.status, p.http_status, p.new, p.updated,
                 p.error)
+
+    def notification_values(self, n: QueuedNotification) -> tuple[Any, ...]:
+        """A delivery in ``notifications`` column order (without ``id``)."""
+        return (n.webhook_url, n.body, self.write_time(n.created), n.attempts,
+                self.write_time(n.next_at), n.last_error)
 
     def event_values(self, e: SourceEvent) -> tuple[Any, ...]:
         """A source event in ``source_events`` column order (without ``id``)."""

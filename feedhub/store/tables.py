@@ -124,6 +124,17 @@ SOURCE_EVENTS = Table("source_events", (
     Column("detail", "text", "the failure's reason, or where it moved"),
 ))
 
+#: Webhook deliveries (``notify.webhooks``) not yet accepted by their receiver.
+NOTIFICATIONS = Table("notifications", (
+    STORAGE_ORDER,
+    Column("webhook_url", "text", "the receiver (notify.webhooks[].url)", "NOT NULL"),
+    Column("body", "bytes", "the JSON document to POST", "NOT NULL"),
+    Column("created", "instant", "when the poll that stored the entries ran", "NOT NULL"),
+    Column("attempts", "integer", "deliveries tried so far", "NOT NULL DEFAULT 0"),
+    Column("next_at", "instant", "when to try (again); NULL: given up"),
+    Column("last_error", "text", "why the last attempt failed"),
+))
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:

@@ -1,9 +1,10 @@
 """Copy everything from one store to another (``feedhub migrate-store``).
 
 Sources' state (with the fallback URL in use), entries (in storage order,
-with their hashes and dates), rendered documents, poll history and source
-state changes (the health feed) go across in batches, each batch an
-idempotent upsert: an interrupted copy is resumed by running it again.
+with their hashes and dates), rendered documents, poll history, source state
+changes (the health feed) and queued webhook deliveries go across in batches,
+each batch an idempotent upsert: an interrupted copy is resumed by running it
+again.
 Leases are not copied; they belong to running nodes.
 """
 
@@ -17,7 +18,7 @@ from feedhub.model import Document
 from feedhub.store.base import Store
 
 #: Tables in the order they are copied (and counted).
-TABLES = ("sources", "entries", "documents", "polls", "source_events")
+TABLES = ("sources", "entries", "documents", "polls", "source_events", "notifications")
 #: Rendered bytes copied in one batch, at most (archive pages are large).
 _DOCUMENT_BYTES = 8 << 20
 
@@ -84,4 +85,5 @@ async def copy_store(source: Store, target: Store, *, batch: int = 1000,
         done("documents", len(pending))
     await paged("polls", source.export_polls, target.import_polls)
     await paged("source_events", source.export_events, target.import_events)
+    await paged("notifications", source.export_notifications, target.import_notifications)
     return CopyReport(source=await source.table_counts(), target=await target.table_counts())

@@ -8,9 +8,10 @@ Semantics are those of :mod:`feedhub.store.sqlite` (the contract suite in
 ``tests/test_store.py`` runs over both), and :class:`PostgresStore` is made of
 the same parts, sharing the pool (:mod:`~feedhub.store.postgres.connection`):
 :mod:`~feedhub.store.postgres.sources`, :mod:`~feedhub.store.postgres.entries`,
-:mod:`~feedhub.store.postgres.documents` and :mod:`~feedhub.store.postgres.leases`;
-the schema is :mod:`~feedhub.store.postgres.schema`. All PostgreSQL SQL, and every
-psycopg import, is in this package.
+:mod:`~feedhub.store.postgres.documents`, :mod:`~feedhub.store.postgres.leases` and
+:mod:`~feedhub.store.postgres.notifications`; the schema is
+:mod:`~feedhub.store.postgres.schema`. All PostgreSQL SQL, and every psycopg import,
+is in this package.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from feedhub.store.postgres.connection import Connection, lock_key
 from feedhub.store.postgres.documents import DocumentsMixin
 from feedhub.store.postgres.entries import EntriesMixin
 from feedhub.store.postgres.leases import LeasesMixin
+from feedhub.store.postgres.notifications import NotificationsMixin
 from feedhub.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from feedhub.store.postgres.sources import SourcesMixin
 from feedhub.store.tables import refuse_newer
@@ -57,7 +59,8 @@ async def _configure(conn: Connection) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStore(SourcesMixin, EntriesMixin, DocumentsMixin, LeasesMixin):
+class PostgresStore(SourcesMixin, EntriesMixin, DocumentsMixin, LeasesMixin,
+                    NotificationsMixin):
     """:class:`~feedhub.store.base.Store` on a PostgreSQL database shared by many nodes."""
 
     @classmethod

@@ -42,6 +42,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX entries_newest ON entries
         (published DESC, id DESC) INCLUDE (source_url, canonical_link, first_seen);
     """,
+    # 5: webhook deliveries waiting for their receiver (notify.webhooks)
+    POSTGRES.create_table(tables.NOTIFICATIONS) + """
+    CREATE INDEX notifications_due ON notifications (next_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

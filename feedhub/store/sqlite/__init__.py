@@ -6,8 +6,10 @@ commit). A crash at any instant loses at most the polls in flight.
 
 :class:`SQLiteStore` is made of one part per concern, sharing the connection
 (:mod:`~feedhub.store.sqlite.connection`): :mod:`~feedhub.store.sqlite.sources`,
-:mod:`~feedhub.store.sqlite.entries`, :mod:`~feedhub.store.sqlite.documents` and
-:mod:`~feedhub.store.sqlite.leases`; the schema is :mod:`~feedhub.store.sqlite.schema`.
+:mod:`~feedhub.store.sqlite.entries`, :mod:`~feedhub.store.sqlite.documents`,
+:mod:`~feedhub.store.sqlite.leases` and
+:mod:`~feedhub.store.sqlite.notifications`; the schema is
+:mod:`~feedhub.store.sqlite.schema`.
 aiosqlite is imported only in this package.
 """
 
@@ -27,6 +29,7 @@ from feedhub.store.base import SaveResult, SourceEvent
 from feedhub.store.sqlite.documents import DocumentsMixin
 from feedhub.store.sqlite.entries import EntriesMixin
 from feedhub.store.sqlite.leases import LeasesMixin
+from feedhub.store.sqlite.notifications import NotificationsMixin
 from feedhub.store.sqlite.schema import MIGRATIONS, PERF_INDEXES, SCHEMA_VERSION, statements
 from feedhub.store.sqlite.sources import SourcesMixin
 from feedhub.store.tables import refuse_newer
@@ -35,7 +38,8 @@ from feedhub.store.transfer import TABLES
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(SourcesMixin, EntriesMixin, DocumentsMixin, LeasesMixin):
+class SQLiteStore(SourcesMixin, EntriesMixin, DocumentsMixin, LeasesMixin,
+                  NotificationsMixin):
     """:class:`~feedhub.store.base.Store` on one SQLite file."""
 
     @classmethod

@@ -53,6 +53,10 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM search_pending WHERE id = old.id;
     END;
     """,
+    # 7: webhook deliveries waiting for their receiver (notify.webhooks)
+    SQLITE.create_table(tables.NOTIFICATIONS) + """
+    CREATE INDEX notifications_due ON notifications (next_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
