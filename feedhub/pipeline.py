@@ -325,7 +325,7 @@ async def republish(store: Store, config: Config, slugs: Iterable[str] | None = 
             async with aclosing(render(store, config, slugs, workers)) as docs:
                 async for doc in docs:
                     batch.append(doc)
-                    size += len(doc.body)
+                    size += len(doc.gzipped)
                     if size >= REPUBLISH_BATCH_BYTES:
                         if keeping is not None:
                             await keeping  # at most two batches in memory

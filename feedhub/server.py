@@ -2,7 +2,8 @@
 
 Only documents in the store are served (looked up by exact path, never from
 the file system), with ``ETag``/``Last-Modified``, 304 answers to conditional
-requests, and gzip when the client accepts it.
+requests, and gzip when the client accepts it: the compressed bytes as the store
+keeps them, so a gzip answer costs no compression.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ if TYPE_CHECKING:  # imported where used: `feedhub poll` never loads the HTTP st
     from starlette.requests import Request
     from starlette.responses import Response
 
-_GZIP_MIN = 512
+#: Compressed bodies smaller than this are decompressed on the event loop (quicker
+#: than handing them to a thread).
+_INLINE_DECOMPRESS = 16 * 1024
 T = TypeVar("T")
 HealthCheck = Callable[[], Awaitable[dict[str, object]]]
 Scope = MutableMapping[str, Any]
@@ -42,7 +45,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: How long a cached document is served before the store is asked again (a
 #: `feedhub poll` in another process is picked up within this).
 RECHECK_SECONDS = 1.0
-#: Memory for cached documents (bodies and their gzip), at most.
+#: Memory for cached documents (their gzip, and bodies sent uncompressed), at most.
 CACHE_BYTES = 64 * 1024 * 1024
 _NOT_FOUND = b"Not Found\n"
 #: Connections waiting to be accepted, at most.
@@ -57,14 +60,15 @@ def _http_date(value: datetime) -> str:
 
 @dataclass(slots=True)
 class _Cached:
-    """A document as served: body, lazily its gzip, and the headers of each answer."""
+    """A document as served: its gzip as stored, lazily the uncompressed body, and the
+    headers of each answer."""
 
     doc: Document
     gz_etag: str
     checked: float
     headers: list[tuple[bytes, bytes]]
     gz_headers: list[tuple[bytes, bytes]]
-    gz_body: bytes | None = None
+    plain: bytes | None = None
 
     @classmethod
     def of(cls, doc: Document, now: float) -> _Cached:
@@ -77,14 +81,14 @@ class _Cached:
 
     @property
     def size(self) -> int:
-        return len(self.doc.body) + len(self.gz_body or b"")
+        return len(self.doc.gzipped) + len(self.plain or b"")
 
 
 class DocumentCache:
     """Rendered documents in memory, so a request does not read the store.
 
     An entry is served for :data:`RECHECK_SECONDS`, then read again from the store
-    (by one request; the others keep serving it meanwhile) and kept — with its gzip —
+    (by one request; the others keep serving it meanwhile) and kept — with its body —
     when its ETag did not change. Least recently used entries go beyond ``max_bytes``.
     """
 
@@ -120,15 +124,18 @@ class DocumentCache:
         self._put(path, fresh)
         return fresh
 
-    async def gzipped(self, path: str, item: _Cached) -> bytes:
-        if item.gz_body is None:
-            body = await asyncio.to_thread(gzip.compress, item.doc.body, 6, mtime=0)
-            if item.gz_body is None:
-                item.gz_body = body
+    async def plain(self, path: str, item: _Cached) -> bytes:
+        """The uncompressed body, for a client that does not accept gzip."""
+        if item.plain is None:
+            gzipped = item.doc.gzipped
+            body = (gzip.decompress(gzipped) if len(gzipped) < _INLINE_DECOMPRESS
+                    else await asyncio.to_thread(gzip.decompress, gzipped))
+            if item.plain is None:
+                item.plain = body
                 if self._items.get(path) is item:
                     self._bytes += len(body)
                     self._evict()
-        return item.gz_body
+        return item.plain
 
     def _put(self, path: str, item: _Cached) -> None:
         if item.size > self._max_bytes // 4:
@@ -225,13 +232,13 @@ class FeedhubApp:
             return
         doc = item.doc
         accept = _header(scope, b"accept-encoding")
-        use_gzip = len(doc.body) >= _GZIP_MIN and accept is not None and "gzip" in accept.lower()
+        use_gzip = accept is not None and "gzip" in accept.lower()
         headers = item.gz_headers if use_gzip else item.headers
         if _not_modified(scope, doc, (doc.etag, item.gz_etag)):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
-        body = await self.cache.gzipped(path, item) if use_gzip else doc.body
+        body = doc.gzipped if use_gzip else await self.cache.plain(path, item)
         extra = [(b"content-type", doc.content_type.encode("latin-1"))]
         if use_gzip:
             extra.append((b"content-encoding", b"gzip"))

@@ -8,6 +8,7 @@ tests taking ``db_path`` check what only SQLite has.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +23,7 @@ from feedhub.errors import StoreError
 from feedhub.model import Document, Enclosure, Entry, SourceState
 from feedhub.store import Store, open_store
 from feedhub.store.base import POLL_HISTORY, SaveResult, SourceEvent
-from feedhub.store.sqlite.schema import SCHEMA_VERSION
+from feedhub.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 A = "http://127.0.0.1:9/a.xml"
 B = "http://127.0.0.1:9/b.xml"
@@ -45,6 +46,17 @@ def entry(source_url: str, key: str, *, title: str | None = None,
                  enclosures=(Enclosure(url="https://news.example.cn/a.mp3", type="audio/mpeg",
                                        length=123),),
                  content_hash=digest)
+
+
+def raw_rows(store_url: str, query: str) -> list[tuple[object, ...]]:
+    """Rows of ``query`` read from outside the store, on either backend."""
+    if store_url.startswith("sqlite://"):
+        with raw_db(Path(store_url.removeprefix("sqlite://"))) as db:
+            return db.execute(query).fetchall()
+    import psycopg
+
+    with psycopg.connect(store_url) as conn:
+        return list(conn.execute(query).fetchall())
 
 
 def raw_db(path: Path) -> sqlite3.Connection:
@@ -260,8 +272,8 @@ async def test_source_state_round_trip(store: Store) -> None:
 def document(path: str, body: bytes, when: datetime = T0) -> Document:
     """A rendered document with an ETag derived from its body."""
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Document(path=path, body=body, content_type="application/atom+xml; charset=utf-8",
-                    etag=etag, modified=when)
+    return Document.of(path=path, body=body, content_type="application/atom+xml; charset=utf-8",
+                       etag=etag, modified=when)
 
 
 async def test_put_documents_returns_only_changed(store: Store) -> None:
@@ -282,6 +294,37 @@ async def test_put_documents_returns_only_changed(store: Store) -> None:
     assert await store.document("feeds/none.atom") is None
     assert [d.path for d in await store.documents()] == ["feeds/all.atom", "feeds/all.rss"]
     assert await store.put_documents([]) == []
+
+
+async def test_documents_are_stored_compressed_once(store: Store, store_url: str) -> None:
+    """A document's row holds its gzip (the bytes sent to gzip clients), not the body too."""
+    body = ("<feed>" + "<entry>证券时报网讯，央行开展逆回购操作。</entry>" * 200 + "</feed>").encode()
+    await store.put_documents([document("feeds/all.atom", body)])
+    [(stored, encoding)] = raw_rows(store_url, "SELECT body, encoding FROM documents")
+    assert encoding == "gzip" and bytes(stored)[:2] == b"\x1f\x8b"
+    assert gzip.decompress(bytes(stored)) == body and len(stored) < len(body) // 4
+    kept = await store.document("feeds/all.atom")
+    assert kept is not None and kept.gzipped == bytes(stored) and kept.body == body
+
+
+async def test_documents_stored_before_compression_read_back(db_path: Path) -> None:
+    """Rows of a schema 7 file (uncompressed bodies) read back as they were after migrating."""
+    db_path.parent.mkdir(parents=True)
+    with raw_db(db_path) as db:
+        for script in MIGRATIONS[:7]:
+            for statement in statements(script):
+                db.execute(statement)
+        db.execute("INSERT INTO documents (path, body, content_type, etag, modified) "
+                   "VALUES ('index.html', ?, 'text/html; charset=utf-8', '\"e\"', ?)",
+                   ("<p>首页</p>".encode(), T0.isoformat()))
+        db.execute("PRAGMA user_version = 7")
+    st = await open_store(db_path)
+    try:
+        doc = await st.document("index.html")
+        assert doc is not None and doc.body == "<p>首页</p>".encode() and doc.etag == '"e"'
+        assert gzip.decompress(doc.gzipped) == doc.body
+    finally:
+        await st.close()
 
 
 async def test_document_paths_by_prefix(store: Store) -> None:

@@ -108,7 +108,7 @@ async def export_jekyll(store: Store, config: Config, out_dir: Path, *,
             if target.is_file() and target.read_bytes() == body:
                 unchanged += 1
                 continue
-            write_documents([Document(path=path, body=body, content_type="text/html",
+            write_documents([Document.of(path=path, body=body, content_type="text/html",
                                       etag="", modified=entry.updated)], out_dir)
             written += 1
     return ExportResult(written=written, unchanged=unchanged)

@@ -8,7 +8,6 @@ not all be held at once); it never writes anywhere (see :mod:`feedhub.publish`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 from feedhub.config import Config, SavedSearch
 from feedhub.filters import EntryFilter
 from feedhub.health import HEALTH_ENTRIES, HEALTH_STEM, event_entry
-from feedhub.model import Document, SourceState, StoredEntry, utcnow
+from feedhub.model import Document, SourceState, StoredEntry, packed, utcnow
 from feedhub.render.feeds import ArchiveLinks, FeedSpec, SourceInfo, render_atom, render_json, render_rss
 from feedhub.render.pages import PageSection, SearchLink, render_category_page, render_home, render_opml
 from feedhub.store import Store
@@ -37,10 +36,15 @@ CONTENT_TYPES = {
 HOME_ENTRIES = 10
 
 
-def _document(path: str, body: bytes) -> Document:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Document(path=path, body=body, content_type=CONTENT_TYPES[path.rsplit(".", 1)[1]],
-                    etag=etag, modified=utcnow())
+def _document(path: str, packed: tuple[str, bytes]) -> Document:
+    """The document at ``path`` of :func:`~feedhub.model.packed`'s (ETag, gzipped)."""
+    etag, gzipped = packed
+    return Document(path=path, gzipped=gzipped, etag=etag, modified=utcnow(),
+                    content_type=CONTENT_TYPES[path.rsplit(".", 1)[1]])
+
+
+def _rendered_now(path: str, body: bytes) -> Document:
+    return _document(path, packed(lambda: body))
 
 
 def _source_infos(config: Config, states: Iterable[SourceState]) -> dict[str, SourceInfo]:
@@ -91,8 +95,9 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
 
     Documents are yielded as they are rendered, so a caller storing each (or each
     small batch) before asking for the next holds only a few in memory. With
-    ``slugs`` given, only the newest archive pages of those feeds are rendered
-    (older pages are full and do not change); without, every page is. With
+    ``slugs`` given, only the open (newest) archive page of those feeds is rendered,
+    with any full page not yet stored with the page after it (full pages are
+    immutable); without, every page is (a build, changed filters). With
     ``workers``, feeds and archive pages are rendered a few at once on every core,
     and still yielded in order.
 
@@ -139,7 +144,7 @@ async def _health(store: Store, config: Config, infos: dict[str, SourceInfo]) ->
                     description="Sources that started failing, recovered, moved or are gone",
                     home_url=site.base_url, base_url=site.base_url, timezone=site.timezone,
                     labels={}, sources=infos)
-    return _document(f"{HEALTH_STEM}.atom", render_atom(spec, entries))
+    return _rendered_now(f"{HEALTH_STEM}.atom", render_atom(spec, entries))
 
 
 async def _search_feed(store: Store, config: Config, search: SavedSearch,
@@ -153,9 +158,9 @@ async def _search_feed(store: Store, config: Config, search: SavedSearch,
                     home_url=site.base_url, base_url=site.base_url, timezone=site.timezone,
                     labels={s.url: search.title for s in config.searched_sources(search)},
                     sources=infos, hubs=site.websub_hubs)
-    return [_document(f"{stem}.atom", render_atom(spec, entries)),
-            _document(f"{stem}.rss", render_rss(spec, entries)),
-            _document(f"{stem}.json", render_json(spec, entries))]
+    return [_rendered_now(f"{stem}.atom", render_atom(spec, entries)),
+            _rendered_now(f"{stem}.rss", render_rss(spec, entries)),
+            _rendered_now(f"{stem}.json", render_json(spec, entries))]
 
 
 def archive_path(slug: str, page: int) -> str:
@@ -183,13 +188,14 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
     yield f"{spec.stem}.atom", partial(render_atom, replace(head, archive=history), entries)
     yield f"{spec.stem}.rss", partial(render_rss, head, entries)
     yield f"{spec.stem}.json", partial(render_json, head, entries)
-    # Older pages are full and unchanged, unless never rendered (a backfill): which
-    # are stored is one query on paths, not a read of every page's body.
-    stored = set() if full or pages < 3 else set(
+    # A full page is final once the page after it exists (its next-archive link): it
+    # was rendered then and is never rendered, read or compared again. Which pages are
+    # stored is one query on paths, not a read of any page's body.
+    stored = set() if full or pages < 2 else set(
         await store.document_paths(f"feeds/{slug}/archive/"))
     for page in range(1, pages + 1):
         path = archive_path(slug, page)
-        if not full and page < pages - 1 and path in stored:
+        if page < pages and path in stored and archive_path(slug, page + 1) in stored:
             continue
         links = ArchiveLinks(
             current=f"{base}{spec.stem}.atom",
@@ -220,12 +226,12 @@ async def _rendered(jobs: AsyncIterator[_Job], workers: Workers | None
     """The documents ``jobs`` render, in order; with ``workers``, a few at once."""
     if workers is None:
         async for path, job in jobs:
-            yield _document(path, job())
+            yield _document(path, packed(job))
         return
-    pending: deque[tuple[str, asyncio.Future[bytes]]] = deque()
+    pending: deque[tuple[str, asyncio.Future[tuple[str, bytes]]]] = deque()
     try:
         async for path, job in jobs:
-            pending.append((path, asyncio.ensure_future(workers.run(job))))
+            pending.append((path, asyncio.ensure_future(workers.run(partial(packed, job)))))
             if len(pending) >= RENDER_AHEAD:
                 done, body = pending.popleft()
                 yield _document(done, await body)
@@ -253,15 +259,15 @@ async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo],
                                                               flt)))
     searches = [SearchLink(name=q.name, title=q.title, query=q.query.text)
                 for q in config.queries.values()]
-    docs = [_document("index.html", render_home(
+    docs = [_rendered_now("index.html", render_home(
         site_title=site.title, base_url=site.base_url, tz=site.timezone, sources=names,
         sections=[PageSection(slug=s.slug, title=s.title, description=s.description,
                               entries=s.entries[:HOME_ENTRIES]) for s in sections],
         searches=searches))]
-    docs += [_document(f"category/{s.slug}.html", render_category_page(
+    docs += [_rendered_now(f"category/{s.slug}.html", render_category_page(
         site_title=site.title, base_url=site.base_url, tz=site.timezone, section=s, sources=names))
         for s in sections]
-    docs.append(_document("opml.xml", render_opml(site_title=site.title, base_url=site.base_url,
+    docs.append(_rendered_now("opml.xml", render_opml(site_title=site.title, base_url=site.base_url,
                                                   sections=sections, searches=searches,
                                                   health=f"{site.title} · health")))
     return docs

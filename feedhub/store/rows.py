@@ -66,9 +66,11 @@ class Rows:
 
     def document(self, row: Row) -> Document:
         """A ``documents`` row."""
-        return Document(path=row["path"], body=bytes(row["body"]),
-                        content_type=row["content_type"], etag=row["etag"],
-                        modified=self.instant(row["modified"]))
+        fields = {"path": row["path"], "content_type": row["content_type"],
+                  "etag": row["etag"], "modified": self.instant(row["modified"])}
+        if row["encoding"] == "gzip":
+            return Document(gzipped=bytes(row["body"]), **fields)
+        return Document.of(body=bytes(row["body"]), **fields)  # stored before compression
 
     def poll(self, row: Row) -> PollRecord:
         """A ``polls`` row."""

@@ -94,11 +94,17 @@ ENTRIES = Table("entries", (
 
 DOCUMENTS = Table("documents", (
     Column("path", "text", "URL path without leading slash, e.g. feeds/all.atom", "PRIMARY KEY"),
-    Column("body", "bytes", "the exact bytes served", "NOT NULL"),
+    Column("body", "bytes", "the bytes served, gzip-compressed (see encoding)", "NOT NULL"),
     Column("content_type", "text", "Content-Type header value", "NOT NULL"),
     Column("etag", "text", "strong ETag of body, quoted", "NOT NULL"),
     Column("modified", "instant", "last time the bytes changed", "NOT NULL"),
 ))
+
+#: How ``documents.body`` is kept; rows written before it are ``identity`` (compressed
+#: when read).
+DOCUMENT_ENCODING = Column("encoding", "text", "gzip; identity: stored uncompressed (before "
+                                               "schema 8 on SQLite, 6 on PostgreSQL)",
+                           "NOT NULL DEFAULT 'identity'")
 
 #: The first columns of a source's logs (polls, source events): which source, and when.
 SOURCE_LOG = (

@@ -75,7 +75,7 @@ async def copy_store(source: Store, target: Store, *, batch: int = 1000,
         if doc is None:
             continue
         pending.append(doc)
-        size += len(doc.body)
+        size += len(doc.gzipped)
         if len(pending) >= batch or size >= _DOCUMENT_BYTES:
             await target.put_documents(pending)
             done("documents", len(pending))

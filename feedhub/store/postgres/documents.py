@@ -1,4 +1,4 @@
-"""Rendered documents on PostgreSQL: stored only when their bytes change."""
+"""Rendered documents (gzip-compressed) on PostgreSQL: stored only when their bytes change."""
 
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ class DocumentsMixin(PostgresBase):
                 # The row lock of the upsert orders concurrent writers; a node whose bytes
                 # are already stored (by another node) writes nothing and reports nothing.
                 cur = await conn.execute(
-                    """INSERT INTO documents (path, body, content_type, etag, modified)
-                       VALUES (%s,%s,%s,%s,%s)
+                    """INSERT INTO documents (path, body, encoding, content_type, etag, modified)
+                       VALUES (%s,%s,'gzip',%s,%s,%s)
                        ON CONFLICT (path) DO UPDATE SET body=excluded.body,
-                           content_type=excluded.content_type, etag=excluded.etag,
-                           modified=excluded.modified
+                           encoding=excluded.encoding, content_type=excluded.content_type,
+                           etag=excluded.etag, modified=excluded.modified
                        WHERE documents.etag <> excluded.etag
                        RETURNING path""",
-                    (doc.path, doc.body, doc.content_type, doc.etag, doc.modified))
+                    (doc.path, doc.gzipped, doc.content_type, doc.etag, doc.modified))
                 if await cur.fetchone() is not None:
                     changed.append(doc)
         return changed

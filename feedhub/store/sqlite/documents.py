@@ -1,4 +1,4 @@
-"""Rendered documents on SQLite: stored only when their bytes change."""
+"""Rendered documents (gzip-compressed) on SQLite: stored only when their bytes change."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ class DocumentsMixin(SQLiteBase):
                     known.update({row[0]: row[1] for row in await cur.fetchall()})
             changed = [doc for doc in docs if known.get(doc.path) != doc.etag]
             await self._db.executemany(
-                """INSERT INTO documents (path, body, content_type, etag, modified)
-                   VALUES (?,?,?,?,?)
+                """INSERT INTO documents (path, body, encoding, content_type, etag, modified)
+                   VALUES (?,?,'gzip',?,?,?)
                    ON CONFLICT (path) DO UPDATE SET body=excluded.body,
-                       content_type=excluded.content_type, etag=excluded.etag,
-                       modified=excluded.modified""",
-                [(doc.path, doc.body, doc.content_type, doc.etag, to_iso(doc.modified))
+                       encoding=excluded.encoding, content_type=excluded.content_type,
+                       etag=excluded.etag, modified=excluded.modified""",
+                [(doc.path, doc.gzipped, doc.content_type, doc.etag, to_iso(doc.modified))
                  for doc in changed])
         return changed
 
