@@ -290,8 +290,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def packed(render: Callable[[], bytes]) -> tuple[str, bytes]:
-    """Run ``render``: the ETag of the bytes it made and the bytes compressed. Run in a
-    render worker, so the main process never holds an uncompressed document."""
+def packed(render: Callable[[], bytes], known: str | None = None) -> tuple[str, bytes | None]:
+    """Run ``render``: the ETag of the bytes it made and the bytes compressed, or ``None``
+    when the ETag is ``known`` (the store has these bytes: nothing to compress). Run in
+    a render worker, so the main process never holds an uncompressed document."""
     body = render()
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"', compress(body)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return etag, None if etag == known else compress(body)

@@ -338,6 +338,11 @@ async def test_document_paths_by_prefix(store: Store) -> None:
     assert await store.document_paths("feeds/all.atom") == ["feeds/all.atom"]
     assert await store.document_paths("feeds/allé") == ["feeds/allé.atom"]
     assert await store.document_paths("feeds/none") == []
+    docs = {d.path: d.etag for d in await store.documents()}
+    assert await store.document_etags() == docs
+    assert await store.document_etags("feeds/all/archive/") == {
+        p: e for p, e in docs.items() if p.startswith("feeds/all/archive/")}
+    assert await store.document_etags("feeds/none") == {}
 
 
 async def test_concurrent_save_poll_all_succeed(store: Store) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -36,15 +36,15 @@ CONTENT_TYPES = {
 HOME_ENTRIES = 10
 
 
-def _document(path: str, packed: tuple[str, bytes]) -> Document:
-    """The document at ``path`` of :func:`~feedhub.model.packed`'s (ETag, gzipped)."""
-    etag, gzipped = packed
+def _document(path: str, etag: str, gzipped: bytes) -> Document:
     return Document(path=path, gzipped=gzipped, etag=etag, modified=utcnow(),
                     content_type=CONTENT_TYPES[path.rsplit(".", 1)[1]])
 
 
 def _rendered_now(path: str, body: bytes) -> Document:
-    return _document(path, packed(lambda: body))
+    etag, gzipped = packed(lambda: body)
+    assert gzipped is not None  # nothing known: always compressed
+    return _document(path, etag, gzipped)
 
 
 def _source_infos(config: Config, states: Iterable[SourceState]) -> dict[str, SourceInfo]:
@@ -94,7 +94,8 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
     """Render the feeds of ``slugs`` (default: every category and ``all``) and the pages.
 
     Documents are yielded as they are rendered, so a caller storing each (or each
-    small batch) before asking for the next holds only a few in memory. With
+    small batch) before asking for the next holds only a few in memory. A feed or
+    archive page whose bytes the store already has is not yielded (nor compressed). With
     ``slugs`` given, only the open (newest) archive page of those feeds is rendered,
     with any full page not yet stored with the page after it (full pages are
     immutable); without, every page is (a build, changed filters). With
@@ -110,6 +111,7 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
     infos = _source_infos(config, await store.source_states())
     labels = {s.url: config.categories[s.category].title for s in config.sources}
     flt = config.entry_filter()
+    known = await store.document_etags("feeds/")
     for slug in wanted:
         if slug == "all":
             title, description, home = site.title, site.title, site.base_url
@@ -123,7 +125,8 @@ async def render(store: Store, config: Config, slugs: Iterable[str] | None = Non
         spec = FeedSpec(stem=f"feeds/{slug}", title=title, description=description,
                         home_url=home, base_url=site.base_url, timezone=site.timezone,
                         labels=labels, sources=infos, hubs=site.websub_hubs)
-        async for doc in _rendered(_archive(store, config, spec, urls, full, flt), workers):
+        jobs = _archive(store, config, spec, urls, set() if full else set(known), flt)
+        async for doc in _rendered(jobs, workers, known):
             yield doc
     if full or "all" in wanted:  # "all" changes whenever any entry does
         for search in config.queries.values():
@@ -169,8 +172,9 @@ def archive_path(slug: str, page: int) -> str:
 
 
 async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str],
-                   full: bool, flt: EntryFilter) -> AsyncGenerator[_Job, None]:
-    """A feed's subscription documents and its RFC 5005 archive pages, to render.
+                   stored: set[str], flt: EntryFilter) -> AsyncGenerator[_Job, None]:
+    """A feed's subscription documents and its RFC 5005 archive pages, to render
+    (``stored``: the paths of pages that need not be, empty for a full render).
 
     Archive pages hold ``max_entries`` stored entries each in storage order, so a full
     page never changes; together they hold every entry exactly once. Entries the
@@ -189,10 +193,7 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
     yield f"{spec.stem}.rss", partial(render_rss, head, entries)
     yield f"{spec.stem}.json", partial(render_json, head, entries)
     # A full page is final once the page after it exists (its next-archive link): it
-    # was rendered then and is never rendered, read or compared again. Which pages are
-    # stored is one query on paths, not a read of any page's body.
-    stored = set() if full or pages < 2 else set(
-        await store.document_paths(f"feeds/{slug}/archive/"))
+    # was rendered then and is never rendered, read or compared again.
     for page in range(1, pages + 1):
         path = archive_path(slug, page)
         if page < pages and path in stored and archive_path(slug, page + 1) in stored:
@@ -221,23 +222,31 @@ RENDER_AHEAD = 4
 _Job = tuple[str, Callable[[], bytes]]
 
 
-async def _rendered(jobs: AsyncIterator[_Job], workers: Workers | None
-                    ) -> AsyncGenerator[Document, None]:
-    """The documents ``jobs`` render, in order; with ``workers``, a few at once."""
+async def _rendered(jobs: AsyncIterator[_Job], workers: Workers | None,
+                    known: Mapping[str, str]) -> AsyncGenerator[Document, None]:
+    """The documents ``jobs`` render whose ETag is not the ``known`` one of their path, in
+    order; with ``workers``, a few at once."""
     if workers is None:
         async for path, job in jobs:
-            yield _document(path, packed(job))
+            etag, gzipped = packed(job, known.get(path))
+            if gzipped is not None:
+                yield _document(path, etag, gzipped)
         return
-    pending: deque[tuple[str, asyncio.Future[tuple[str, bytes]]]] = deque()
+    pending: deque[tuple[str, asyncio.Future[tuple[str, bytes | None]]]] = deque()
     try:
         async for path, job in jobs:
-            pending.append((path, asyncio.ensure_future(workers.run(partial(packed, job)))))
+            pending.append((path, asyncio.ensure_future(
+                workers.run(partial(packed, job, known.get(path))))))
             if len(pending) >= RENDER_AHEAD:
-                done, body = pending.popleft()
-                yield _document(done, await body)
+                done, result = pending.popleft()
+                etag, gzipped = await result
+                if gzipped is not None:
+                    yield _document(done, etag, gzipped)
         while pending:
-            done, body = pending.popleft()
-            yield _document(done, await body)
+            done, result = pending.popleft()
+            etag, gzipped = await result
+            if gzipped is not None:
+                yield _document(done, etag, gzipped)
     finally:
         for _, body in pending:
             body.cancel()

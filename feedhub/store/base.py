@@ -112,7 +112,8 @@ class Store(Protocol):
     ``source_events``.
     Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
     ``prune``, ``forget_sources``.
-    Documents: ``put_documents``, ``document``, ``document_paths``, ``documents``.
+    Documents: ``put_documents``, ``document``, ``document_paths``, ``document_etags``,
+    ``documents``.
     Webhooks: ``queue_notifications``, ``claim_notifications``, ``settle_notification``,
     ``notification_counts``.
     Many nodes: ``claim_sources``, ``release_sources``, ``lock``.
@@ -243,6 +244,10 @@ class Store(Protocol):
         Reads no body: for knowing what exists, and for going through every
         document one at a time (:meth:`document`) without holding them all.
         """
+
+    async def document_etags(self, prefix: str = "") -> dict[str, str]:
+        """Path → ETag of the stored documents whose path starts with ``prefix``, without
+        reading any body."""
 
     async def documents(self) -> list[Document]:
         """Every rendered document."""

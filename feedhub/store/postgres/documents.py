@@ -51,6 +51,13 @@ class DocumentsMixin(PostgresBase):
                                 'ORDER BY path COLLATE "C"', (len(prefix), prefix))
         return [row["path"] for row in rows]
 
+    async def document_etags(self, prefix: str = "") -> dict[str, str]:
+        # Bodies are TOASTed out of line: reading the etags does not read them.
+        rows = await self._rows("list documents",
+                                "SELECT path, etag FROM documents WHERE left(path, %s) = %s",
+                                (len(prefix), prefix))
+        return {row["path"]: row["etag"] for row in rows}
+
     async def documents(self) -> list[Document]:
         rows = await self._rows("read documents", 'SELECT * FROM documents ORDER BY path COLLATE "C"')
         return [ROWS.document(row) for row in rows]

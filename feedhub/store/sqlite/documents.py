@@ -47,6 +47,13 @@ class DocumentsMixin(SQLiteBase):
                 (len(prefix), prefix)) as cur:
             return [row[0] for row in await cur.fetchall()]
 
+    async def document_etags(self, prefix: str = "") -> dict[str, str]:
+        # From the documents_etags index: the bodies (before etag in the row) are not read.
+        async with self._errors("list documents"), self._db.execute(
+                "SELECT path, etag FROM documents INDEXED BY documents_etags "
+                "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)) as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
     async def documents(self) -> list[Document]:
         async with self._errors("read documents"), self._db.execute(
                 "SELECT * FROM documents ORDER BY path") as cur:

@@ -59,6 +59,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 8: documents kept gzip-compressed (a quarter of the bytes, sent as they are)
     SQLITE.add_column(tables.DOCUMENTS, tables.DOCUMENT_ENCODING),
+    # 9: the documents' ETags without their bodies (a row's columns after a large body
+    # are read through its overflow pages): what a render compares against
+    "CREATE INDEX documents_etags ON documents (path, etag);",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
