@@ -85,3 +85,25 @@ def test_full_pages_are_rendered_once(feed_server: FeedServer,
     with sqlite3.connect(db) as conn:
         [(body,)] = conn.execute("SELECT body FROM documents WHERE path = ?", (MARKED,)).fetchall()
     assert gzip.decompress(body) == pages(public)[4][0] != b"<marked/>"
+
+
+def test_build_rewrites_only_files_that_differ(feed_server: FeedServer,
+                                              write_config: Callable[..., Path]) -> None:
+    """A second build leaves files holding the right bytes alone (their time too) and
+    puts back a file that was changed or removed."""
+    feed_server.set("/k.xml", feed(12))
+    config = write_config([SourceSpec(feed_server.url("/k.xml"))], max_entries=PAGE)
+    public = config.parent / "data/public"
+    assert run_cli("poll", config=config).code == 0
+    files = sorted(p for p in public.rglob("*") if p.is_file())
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    changed, removed = public / f"feeds/{SLUG}.atom", public / f"feeds/{SLUG}/archive/1.atom"
+    changed.write_bytes(b"<feed/>")
+    removed.unlink()
+    result = run_cli("build", config=config)
+    assert result.code == 0, result.stderr
+    assert "wrote 2 files" in result.stdout
+    for path, (body, mtime) in before.items():
+        assert path.read_bytes() == body, path
+        if path not in (changed, removed):
+            assert path.stat().st_mtime_ns == mtime, path
