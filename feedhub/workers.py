@@ -8,9 +8,11 @@ every core while the event loop keeps fetching, storing and serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -46,29 +48,46 @@ def worker_count() -> int:
         return os.cpu_count() or 1
 
 
+#: Seconds of work done in the thread before a pool is worth starting (about what
+#: starting one costs): a poll of a few sources and its republish never start one.
+POOL_AFTER = 0.25
+
+
 class Workers:
     """Runs CPU-bound jobs (parsing, rendering) off the event loop, on every core.
 
     Both hold the GIL, so a poll of many changed feeds is only as fast as the cores
-    it parses on. While jobs come one at a time (a poll of one source, a
-    daemon's trickle of changes) they run in a thread, and no worker process is
-    started; once two wait at once, a pool of worker processes starts and takes
-    them from then on. A pool whose worker died is replaced.
+    it parses on. Jobs first run one at a time in a thread, and no worker process is
+    started: starting a pool costs more than a small poll's whole work. Once jobs
+    wait for each other and the thread has worked ``pool_after`` seconds, a pool of
+    worker processes starts and takes them from then on. A pool whose worker died is
+    replaced.
     """
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, pool_after: float = POOL_AFTER) -> None:
         self._processes = processes
+        self._pool_after = pool_after
         self._pool: ProcessPoolExecutor | None = None
         self._in_thread = 0
+        #: Seconds the thread has run jobs (finished ones), and when the running one began.
+        self._thread_busy = 0.0
+        self._thread_since = 0.0
+        self._thread_free = asyncio.Event()
 
     async def run(self, job: Callable[[], T]) -> T:
         """``job()``'s result; ``job`` must pickle (a module-level function or a partial)."""
-        if self._processes < 2 or (self._pool is None and not self._in_thread):
-            self._in_thread += 1
-            try:
-                return await asyncio.to_thread(job)
-            finally:
-                self._in_thread -= 1
+        if self._processes < 2:
+            return await asyncio.to_thread(job)
+        while self._pool is None:
+            if not self._in_thread:
+                return await self._in_the_thread(job)
+            busy = self._thread_busy + time.monotonic() - self._thread_since
+            if busy >= self._pool_after:
+                break
+            self._thread_free.clear()
+            # Woken when the thread is free, or when its job has run long enough.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._thread_free.wait(), self._pool_after - busy)
         pool = self._pool = self._pool or _process_pool(self._processes)
         from concurrent.futures.process import BrokenProcessPool
 
@@ -86,6 +105,16 @@ class Workers:
                 self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
             return await asyncio.to_thread(job)
+
+    async def _in_the_thread(self, job: Callable[[], T]) -> T:
+        self._in_thread += 1
+        self._thread_since = time.monotonic()
+        try:
+            return await asyncio.to_thread(job)
+        finally:
+            self._in_thread -= 1
+            self._thread_busy += time.monotonic() - self._thread_since
+            self._thread_free.set()
 
     @property
     def started(self) -> bool:
@@ -119,9 +148,10 @@ def _process_pool(processes: int) -> ProcessPoolExecutor:
 
 
 @contextmanager
-def worker_pool(processes: int | None = None) -> Iterator[Workers]:
+def worker_pool(processes: int | None = None, *,
+                pool_after: float = POOL_AFTER) -> Iterator[Workers]:
     """:class:`Workers` for ``processes`` (default :func:`worker_count`), closed on exit."""
-    workers = Workers(processes or worker_count())
+    workers = Workers(processes or worker_count(), pool_after=pool_after)
     try:
         yield workers
     finally:

@@ -21,7 +21,7 @@ from feedhub.model import ParsedEntry, ParsedFeed
 from feedhub.normalize import parse_and_normalize
 from feedhub.parse import parse
 from feedhub.sanitize import clean_html
-from feedhub.workers import Workers, worker_count, worker_pool
+from feedhub.workers import POOL_AFTER, Workers, worker_count, worker_pool
 from tests.conftest import FIXTURES, fixture_route
 from tests.feedserver import FeedServer, Route
 
@@ -431,8 +431,10 @@ def test_relative_links_resolve_against_feed_url(feed_server: FeedServer) -> Non
 
 
 async def _in_worker(workers: Workers, job: Callable[[], T]) -> T:
-    """``job`` run by a worker process: the thread is kept busy meanwhile."""
-    _, result = await asyncio.gather(workers.run(partial(time.sleep, 0.3)), workers.run(job))
+    """``job`` run by a worker process: the thread is kept busy meanwhile, for longer
+    than the work after which a pool starts."""
+    _, result = await asyncio.gather(workers.run(partial(time.sleep, POOL_AFTER + 0.25)),
+                                     workers.run(job))
     return result
 
 
@@ -460,7 +462,8 @@ async def test_parse_errors_come_back_from_a_worker_process() -> None:
 
 async def test_jobs_run_in_a_thread_until_two_wait() -> None:
     """One job at a time runs in this process (no worker started for a poll of one
-    source); jobs that overlap go to worker processes, and keep going there."""
+    source); jobs that overlap once the thread has worked a while go to worker
+    processes, and keep going there."""
     with worker_pool(2) as workers:
         assert await workers.run(os.getpid) == os.getpid()
         assert await workers.run(os.getpid) == os.getpid()
@@ -469,6 +472,26 @@ async def test_jobs_run_in_a_thread_until_two_wait() -> None:
     with worker_pool(1) as workers:
         assert set(await asyncio.gather(*(workers.run(os.getpid) for _ in range(3)))) == {
             os.getpid()}
+
+
+async def test_a_little_work_never_starts_a_pool() -> None:
+    """Overlapping jobs that are all quick (a small poll and its republish) take turns in
+    the thread: starting worker processes would cost more than the work."""
+    with worker_pool(2) as workers:
+        done = await asyncio.gather(*(workers.run(partial(_sleep_then_pid, 0.01))
+                                      for _ in range(10)))
+        assert set(done) == {os.getpid()}
+        assert not workers.started
+        # A job waiting while the thread works past the threshold: now the pool starts.
+        slow = await asyncio.gather(workers.run(partial(_sleep_then_pid, POOL_AFTER + 0.25)),
+                                    workers.run(os.getpid))
+        assert slow[0] == os.getpid() and slow[1] != os.getpid()
+        assert workers.started
+
+
+def _sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
 
 
 async def test_a_dead_worker_is_replaced() -> None:

@@ -342,7 +342,7 @@ async def test_render_in_worker_processes_gives_the_same_documents(
     result = await build(write_config, max_entries=2)
     try:
         inline = [d async for d in render(result.store, result.config)]
-        with worker_pool(2) as workers:
+        with worker_pool(2, pool_after=0) as workers:
             pooled = [d async for d in render(result.store, result.config, None, workers)]
             assert workers.started
         assert any("/archive/" in d.path for d in inline)
