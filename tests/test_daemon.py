@@ -12,6 +12,7 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
+from feedhub.daemon.polls import MAX_IN_FLIGHT
 from tests.conftest import SourceSpec, config_text, fixture_route
 from tests.daemonproc import DaemonProcess
 from tests.feedserver import FeedServer, Route
@@ -107,6 +108,32 @@ def test_restart_does_not_repoll_fresh_sources(feed_server: FeedServer,
         daemon.wait_ready()
         time.sleep(3)
         assert len(feed_server.requests("/a.xml")) == 1
+        assert daemon.stop() == 0
+
+
+def test_a_backlog_is_polled_without_waiting_for_ticks(
+        feed_server: FeedServer, write_config: Callable[..., Path]) -> None:
+    """More sources due than may be in flight: each finished poll makes room for the next
+    at once, so a backlog is not polled at the in-flight bound per tick."""
+    count = MAX_IN_FLIGHT * 3
+    for i in range(count):
+        feed_server.set(f"/{i}.xml", fixture_route("rss2_utf8.xml", etag=f'"{i}"'))
+    config = write_config([SourceSpec(feed_server.url(f"/{i}.xml"), extra="    interval: 1h")
+                           for i in range(count)])
+    with DaemonProcess(config, spread=0.1) as daemon:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: len(feed_server.requests()) >= count, what="a first poll of each")
+        assert daemon.stop() == 0
+    db = sqlite3.connect(config.parent / "data" / "feedhub.sqlite3")
+    with db:
+        db.execute("UPDATE sources SET next_poll_at = '2000-01-01T00:00:00.000000+00:00'")
+    db.close()
+    # Ticks 60 s apart: the first claims MAX_IN_FLIGHT, the rest must follow without one.
+    with DaemonProcess(config, tick=60) as daemon:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: len(feed_server.requests()) >= 2 * count, timeout=20,
+                        what="every overdue source polled again")
+        assert len({r.path for r in feed_server.requests()[count:]}) == count  # each once
         assert daemon.stop() == 0
 
 

@@ -1,5 +1,8 @@
 """The daemon's polls: due sources claimed under a lease, at most a bound in flight.
 
+While more sources are due than may be in flight, each finished poll makes room for
+the next at once: the tick only starts the polls that came due, it does not pace them.
+
 A poll that saved nothing gives its lease back at once; a store that cannot be
 written pauses polling (with backoff) while serving goes on.
 """
@@ -26,6 +29,8 @@ log = logging.getLogger("feedhub.daemon")
 
 #: Sources polled at the same time, at most.
 MAX_IN_FLIGHT = 20
+#: Free places that make a claim worth its query while more sources are due.
+REFILL_AT = 5
 _SUCCEEDED = frozenset({PollStatus.OK, PollStatus.NOT_MODIFIED, PollStatus.UNCHANGED})
 
 
@@ -50,15 +55,27 @@ class Polls:
         self.last_cycle = "-"
         self._store_backoff = 0.0
         self._paused_until = 0.0
+        #: Whether the last claim filled every free place (more may be due), and the
+        #: task that claims again as polls finish.
+        self._backlog = False
+        self._refill: asyncio.Task[None] | None = None
+        self._refill_wanted = False
+        self._stopping: asyncio.Event | None = None
+        self._claiming = asyncio.Lock()
 
     async def tick(self, stopping: asyncio.Event) -> None:
         """Start polls for the sources that are due, up to the in-flight bound."""
+        self._stopping = stopping
         self.last_tick = time.monotonic()
-        if stopping.is_set() or self.last_tick < self._paused_until:
-            return
-        room = MAX_IN_FLIGHT - len(self.in_flight)
-        if room <= 0:
-            return
+        await self._claim(stopping)
+
+    async def _claim(self, stopping: asyncio.Event) -> None:
+        async with self._claiming:  # the clock's tick and a refill never claim at once
+            room = MAX_IN_FLIGHT - len(self.in_flight)
+            if room > 0 and not stopping.is_set() and time.monotonic() >= self._paused_until:
+                await self._start_due(stopping, room)
+
+    async def _start_due(self, stopping: asyncio.Event, room: int) -> None:
         candidates = [s.url for s in self.config.sources if s.url not in self.in_flight]
         try:
             # Claimed with a lease: nodes sharing the store never poll a source twice,
@@ -68,6 +85,7 @@ class Polls:
         except StoreError as e:
             self._store_trouble(e)
             return
+        self._backlog = len(due) >= room
         if stopping.is_set():  # stopping meanwhile: these would never be polled
             await self.release(due)
             return
@@ -84,6 +102,16 @@ class Polls:
     def _finished(self, task: asyncio.Task[PollOutcome | None]) -> None:
         url = task.get_name().removeprefix("poll ")
         self.in_flight.pop(url, None)
+        if self._backlog and MAX_IN_FLIGHT - len(self.in_flight) >= REFILL_AT:
+            self._refill_wanted = True
+            if self._refill is None or self._refill.done():
+                self._refill = asyncio.create_task(self._refilled(), name="refill polls")
+
+    async def _refilled(self) -> None:
+        """Claim again for the places finished polls freed, while more are due."""
+        while self._refill_wanted and self._backlog and self._stopping is not None:
+            self._refill_wanted = False
+            await self._claim(self._stopping)
 
     async def _poll(self, source: Source) -> PollOutcome | None:
         deps = Deps(config=self.config, store=self.store, fetcher=self.fetcher,
@@ -154,6 +182,8 @@ class Polls:
     async def release_all(self) -> None:
         """End every lease this node still holds (polls cut short by the stop saved
         nothing): other nodes may take those sources at once, not after the lease."""
+        if self._refill is not None:  # a claim under way when the stop came
+            await asyncio.gather(self._refill, return_exceptions=True)
         try:
             await self.store.release_node(self.node)
         except FeedhubError as e:  # the leases run out by themselves
