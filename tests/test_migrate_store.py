@@ -35,7 +35,7 @@ async def snapshot(url: str) -> Snapshot:
         urls = [s.url for s in states]
         events = [replace(e, id=0) for e in await store.source_events(10_000)]
         queued, _cursor = await store.export_notifications(0, 10_000)
-        return (states, await store.archive_entries(urls, 10_000), await store.documents(),
+        return (states, await store.entries_by_id(await store.archive_ids(urls)), await store.documents(),
                 events, queued, await store.table_counts())
     finally:
         await store.close()

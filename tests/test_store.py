@@ -447,7 +447,7 @@ async def test_poll_history_and_new_entries_since(store: Store) -> None:
 
 
 async def test_archive_order_and_count(store: Store) -> None:
-    """archive_entries pages in storage order; count_entries counts one per canonical link."""
+    """archive_ids lists storage order, one per canonical link; entries_by_id reads them."""
     canon = "https://news.example.cn/shared.html"
     await store.save_poll(SourceState(url=A), [entry(A, f"k{i}", published=T0 + timedelta(hours=i))
                                                for i in range(4)], T0 + timedelta(days=1))
@@ -455,12 +455,17 @@ async def test_archive_order_and_count(store: Store) -> None:
                           T0 + timedelta(days=2))
     await store.save_poll(SourceState(url=A), [entry(A, "dup", link=canon, canonical_link=canon)],
                           T0 + timedelta(days=3))
-    assert [e.key for e in await store.archive_entries([A], 2)] == ["k0", "k1"]
-    assert [e.key for e in await store.archive_entries([A], 2, 2)] == ["k2", "k3"]
-    assert [(e.source_url, e.key) for e in await store.archive_entries([A, B], 10, 4)] == [(B, "dup")]
-    assert await store.count_entries([A]) == 5
-    assert await store.count_entries([A, B]) == 5
-    assert await store.count_entries([]) == 0
+    ids = await store.archive_ids([A])
+    assert [e.key for e in await store.entries_by_id(ids[:2])] == ["k0", "k1"]
+    assert [e.key for e in await store.entries_by_id(ids[2:4])] == ["k2", "k3"]
+    both = await store.archive_ids([A, B])
+    assert [(e.source_url, e.key) for e in await store.entries_by_id(both[4:])] == [(B, "dup")]
+    assert len(ids) == 5 and len(both) == 5
+    assert list(ids) == sorted(ids)
+    assert await store.archive_ids([]) == []
+    assert await store.entries_by_id([]) == []
+    # An id no longer stored is left out.
+    assert [e.key for e in await store.entries_by_id([ids[0], max(both) + 1000])] == ["k0"]
 
 
 async def test_prune_and_forget_sources(store: Store) -> None:
@@ -639,7 +644,8 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
         assert await target.source_state(A) == state
         assert await target.source_events(10) == await store.source_events(10)
         assert await target.latest_entries([A], 10) == await store.latest_entries([A], 10)
-        assert await target.archive_entries([A], 10) == await store.archive_entries([A], 10)
+        assert (await target.entries_by_id(await target.archive_ids([A]))
+                == await store.entries_by_id(await store.archive_ids([A])))
         assert await target.poll_history(A, 10) == await store.poll_history(A, 10)
         assert await target.documents() == await store.documents()
         # The content hash came along: the same entries saved again are not "updated".

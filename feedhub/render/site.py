@@ -181,8 +181,10 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
     filters drop are left out of their page (a full build re-renders every page).
     """
     size = config.max_entries
-    total = await store.count_entries(urls)
-    pages = -(-total // size) if total > size else 0
+    # One list for every page of this render: polls that commit meanwhile do not make
+    # each page read the whole archive again.
+    ids = await store.archive_ids(urls)
+    pages = -(-len(ids) // size) if len(ids) > size else 0
     slug = spec.stem.removeprefix("feeds/")
     base = config.site.base_url
     entries = await latest_kept(store, urls, size, flt)
@@ -202,7 +204,7 @@ async def _archive(store: Store, config: Config, spec: FeedSpec, urls: list[str]
             current=f"{base}{spec.stem}.atom",
             prev_archive=f"{base}{archive_path(slug, page - 1)}" if page > 1 else None,
             next_archive=f"{base}{archive_path(slug, page + 1)}" if page < pages else None)
-        page_entries = flt.keep(await store.archive_entries(urls, size, (page - 1) * size))
+        page_entries = flt.keep(await store.entries_by_id(ids[(page - 1) * size:page * size]))
         newest_first = sorted(page_entries, key=lambda e: (e.published, e.first_seen), reverse=True)
         page_spec = replace(_trimmed(spec, newest_first), stem=path.removesuffix(".atom"),
                             archive=links, title=f"{spec.title} · 存档 {page}")

@@ -110,7 +110,7 @@ class Store(Protocol):
     ``reschedule``.
     Poll results: ``save_poll`` applies one source's result atomically; ``poll_history``,
     ``source_events``.
-    Entries: ``latest_entries``, ``archive_entries``, ``count_entries``, ``entry_counts``,
+    Entries: ``latest_entries``, ``archive_ids``, ``entries_by_id``, ``entry_counts``,
     ``prune``, ``forget_sources``.
     Documents: ``put_documents``, ``document``, ``document_paths``, ``document_etags``,
     ``documents``.
@@ -196,15 +196,16 @@ class Store(Protocol):
                              offset: int = 0) -> list[StoredEntry]:
         """The newest entries of these sources, one per canonical link, newest first."""
 
-    async def archive_entries(self, source_urls: Iterable[str], limit: int,
-                              offset: int = 0) -> list[StoredEntry]:
-        """Entries of these sources in storage order (oldest first), one per canonical link.
+    async def archive_ids(self, source_urls: Iterable[str]) -> Sequence[int]:
+        """The ids of these sources' entries in storage order (oldest first), one per
+        canonical link: how many there are, and what each archive page holds.
 
-        A page of this order never changes once full: the basis of archived feeds.
+        A slice of this order never changes once full: the basis of archived feeds. Read
+        it once per render: every page is then a slice of the same list.
         """
 
-    async def count_entries(self, source_urls: Iterable[str]) -> int:
-        """How many entries (one per canonical link) these sources have."""
+    async def entries_by_id(self, ids: Sequence[int]) -> list[StoredEntry]:
+        """The entries with these ids that are still stored, in storage order."""
 
     async def search(self, query: Query, source_urls: Iterable[str], *,
                      since: datetime | None = None, limit: int = 50) -> list[StoredEntry]:

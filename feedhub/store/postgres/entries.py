@@ -24,7 +24,11 @@ _PICK_ENTRIES = f"""
     SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id ORDER BY {{outer}}"""
 _LATEST_SQL = _PICK_ENTRIES.format(order="e.published DESC, e.id DESC",
                                    outer="picked.published DESC, picked.id DESC")
-_ARCHIVE_SQL = _PICK_ENTRIES.format(order="e.id", outer="picked.id")
+# Every id of an archive, in order: paging through it is then a slice of one list read
+# once per render, not an OFFSET that re-checks every earlier entry for each page.
+_ARCHIVE_IDS_SQL = f"""
+    SELECT e.id FROM entries e
+    WHERE e.source_url = ANY(%(urls)s) AND {sql.first_copy("= ANY(%(urls)s)")} ORDER BY e.id"""
 # Both are planned on every call (never as prepared statements): a generic plan knows
 # neither how many sources are chosen nor the limit, and sorts every chosen entry where
 # the plan for the actual values walks entries_newest and stops at the limit (3-4x
@@ -85,10 +89,20 @@ class EntriesMixin(PostgresBase):
                              offset: int = 0) -> list[StoredEntry]:
         return await self._picked("read entries", _LATEST_SQL, source_urls, limit, offset)
 
-    async def archive_entries(self, source_urls: Iterable[str], limit: int,
-                              offset: int = 0) -> list[StoredEntry]:
-        return await self._picked("read archived entries", _ARCHIVE_SQL, source_urls, limit,
-                                  offset)
+    async def archive_ids(self, source_urls: Iterable[str]) -> Sequence[int]:
+        urls = list(source_urls)
+        if not urls:
+            return []
+        rows = await self._rows("read archived entries", _ARCHIVE_IDS_SQL, {"urls": urls},
+                                prepare=False)
+        return [int(row["id"]) for row in rows]
+
+    async def entries_by_id(self, ids: Sequence[int]) -> list[StoredEntry]:
+        if not ids:
+            return []
+        rows = await self._rows("read archived entries",
+                                "SELECT * FROM entries WHERE id = ANY(%s) ORDER BY id", (list(ids),))
+        return [ROWS.entry(row) for row in rows]
 
     async def _picked(self, doing: str, query: str, source_urls: Iterable[str], limit: int,
                       offset: int) -> list[StoredEntry]:
@@ -99,17 +113,6 @@ class EntriesMixin(PostgresBase):
         rows = await self._rows(doing, query, {"urls": urls, "limit": limit, "offset": offset},
                                 prepare=False)
         return [ROWS.entry(row) for row in rows]
-
-    async def count_entries(self, source_urls: Iterable[str]) -> int:
-        urls = list(source_urls)
-        if not urls:
-            return 0
-        # One per canonical link; an entry without one is its own (source_url, key).
-        [row] = await self._rows(
-            "count entries",
-            "SELECT COUNT(DISTINCT canonical_link) + COUNT(*) - COUNT(canonical_link) AS n "
-            "FROM entries WHERE source_url = ANY(%s)", (urls,))
-        return int(row["n"])
 
     async def search(self, query: Query, source_urls: Iterable[str], *,
                      since: datetime | None = None, limit: int = 50) -> list[StoredEntry]:

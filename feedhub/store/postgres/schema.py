@@ -21,7 +21,7 @@ MIGRATIONS: tuple[str, ...] = (
     POSTGRES.create_table(tables.SOURCES, tables.LEASE_COLUMNS) + """
     CREATE INDEX sources_due ON sources (next_poll_at);
     """ + POSTGRES.create_table(tables.ENTRIES) + """
-    -- latest_entries, count_entries, prune: newest first per source, index-only.
+    -- latest_entries, prune: newest first per source, index-only.
     CREATE INDEX entries_recent ON entries
         (source_url, published DESC, id DESC) INCLUDE (canonical_link, first_seen);
     -- The cross-source duplicate check: an earlier copy of the same canonical link.

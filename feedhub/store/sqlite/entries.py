@@ -127,20 +127,22 @@ class EntriesMixin(SQLiteBase):
                 _LATEST_SQL, (json.dumps(urls), limit, offset)) as cur:
             return [ROWS.entry(row) for row in await cur.fetchall()]
 
-    async def archive_entries(self, source_urls: Iterable[str], limit: int,
-                              offset: int = 0) -> list[StoredEntry]:
+    async def archive_ids(self, source_urls: Iterable[str]) -> Sequence[int]:
         urls = list(source_urls)
-        if not urls or limit <= 0:
+        if not urls:
             return []
-        # Storage order (id) never changes, so a full page of it never changes either.
         async with self._errors("read archived entries"):
-            ids = (await self._archive_id_list(json.dumps(urls)))[offset:offset + limit]
-            if not ids:
-                return []
-            async with self._db.execute(
-                    f"SELECT * FROM entries WHERE id IN ({marks(len(ids))}) ORDER BY id",
-                    list(ids)) as cur:
-                return [ROWS.entry(row) for row in await cur.fetchall()]
+            return await self._archive_id_list(json.dumps(urls))
+
+    async def entries_by_id(self, ids: Sequence[int]) -> list[StoredEntry]:
+        found: list[StoredEntry] = []
+        async with self._errors("read archived entries"):
+            for batch, batch_marks in batches(ids):
+                async with self._db.execute(
+                        f"SELECT * FROM entries WHERE id IN ({batch_marks}) ORDER BY id",
+                        list(batch)) as cur:
+                    found += [ROWS.entry(row) for row in await cur.fetchall()]
+        return found
 
     async def _archive_id_list(self, chosen: str) -> array[int]:
         """The deduplicated ids of an archive in storage order, read once per store change."""
@@ -157,17 +159,6 @@ class EntriesMixin(SQLiteBase):
             self._archive_ids.clear()
         self._archive_ids[chosen] = (version, ids)
         return ids
-
-    async def count_entries(self, source_urls: Iterable[str]) -> int:
-        urls = list(source_urls)
-        if not urls:
-            return 0
-        # One per canonical link; an entry without one is its own (source_url, key).
-        query = """SELECT COUNT(DISTINCT canonical_link) + COUNT(*) - COUNT(canonical_link)
-                   FROM entries WHERE source_url IN (SELECT value FROM json_each(?))"""
-        async with self._errors("count entries"), self._db.execute(query, (json.dumps(urls),)) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
     async def search(self, query: Query, source_urls: Iterable[str], *,
                      since: datetime | None = None, limit: int = 50) -> list[StoredEntry]:

@@ -69,13 +69,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: Indexes that only make queries fast: derived data, created when missing at open
 #: (no schema version of their own). Each is covering for the query named.
 PERF_INDEXES = (
-    # latest_entries, count_entries: newest first per source, no table row read.
+    # latest_entries: newest first per source, no table row read.
     "CREATE INDEX IF NOT EXISTS entries_recent ON entries "
     "(source_url, published DESC, id DESC, canonical_link, first_seen)",
     # The cross-source duplicate check: an earlier copy of the same canonical link.
     "CREATE INDEX IF NOT EXISTS entries_link_seen ON entries "
     "(canonical_link, first_seen, id, source_url)",
-    # archive_entries: storage order without reading the (large) rows.
+    # archive_ids: storage order without reading the (large) rows.
     "CREATE INDEX IF NOT EXISTS entries_by_id ON entries (id, source_url, canonical_link, first_seen)",
     # due_sources.
     "CREATE INDEX IF NOT EXISTS sources_due ON sources (next_poll_at)",
