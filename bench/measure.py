@@ -19,6 +19,8 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +182,24 @@ def run(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
     return Sample(wall=wall, cpu=max(cpu, usage.ru_utime + usage.ru_stime),
                   rss_mb=usage.ru_maxrss / 1024,
                   pss_mb=peak[0] / 1024)
+
+
+def wait_answering(proc: subprocess.Popen[bytes], url: str, what: str,
+                   timeout: float = 120) -> None:
+    """Wait until ``url`` answers (any HTTP status), served by ``proc``.
+
+    Raises SystemExit when ``proc`` exits first or ``timeout`` seconds pass.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} at startup")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:  # an answer all the same
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not answer within {timeout:.0f} s") from None
+            time.sleep(0.1)

@@ -45,8 +45,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import corpus  # noqa: E402
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
+from measure import wait_answering  # noqa: E402
 from nginx import Nginx, free_port  # noqa: E402
 
 from feedhub.config import load_config  # noqa: E402
@@ -166,17 +166,7 @@ def nodes_running(configs: list[Path], env: dict[str, str]) -> Iterator[list[sub
                  "--listen", f"127.0.0.1:{ports[-1]}", "--tick", "0.2", "--spread", "0.1"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         for port, proc in zip(ports, procs, strict=True):
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"a node exited with {proc.returncode} at startup")
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("a node did not answer within 120 s") from None
-                    time.sleep(0.1)
+            wait_answering(proc, f"http://127.0.0.1:{port}/healthz", "a node")
         yield procs
     finally:
         for proc in procs:

@@ -40,8 +40,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import corpus  # noqa: E402
-import httpx  # noqa: E402
-from measure import _pss_kb, _tree, tree_cpu_seconds  # noqa: E402
+from measure import _pss_kb, _tree, tree_cpu_seconds, wait_answering  # noqa: E402
 from nginx import Nginx, free_port  # noqa: E402
 from run import FETCH, PY, ensure_tools, log  # noqa: E402
 
@@ -157,23 +156,14 @@ def main() -> None:
         port = free_port()
         env = {k: v for k, v in os.environ.items()
                if k not in ("FEEDHUB_CONFIG", "FEEDHUB_DATABASE_URL")}
+        daemon_log = open(folder / "daemon.log", "wb")  # noqa: SIM115 (closed after the daemon)
         daemon = subprocess.Popen(
             [PY, "-m", "feedhub", "--config", str(config), "--log-level", "WARNING", "run",
              "--listen", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=open(folder / "daemon.log", "wb"), env=env)
+            stdout=subprocess.DEVNULL, stderr=daemon_log, env=env)
         watch = Watch(folder / "data" / "feedhub.sqlite3")
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                if daemon.poll() is not None:
-                    raise SystemExit(f"the daemon exited with {daemon.returncode} at startup")
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the daemon did not answer within 120 s") from None
-                    time.sleep(0.1)
+            wait_answering(daemon, f"http://127.0.0.1:{port}/healthz", "the daemon")
             log(f"daemon up: {args.sources} sources every {interval}, for {args.minutes:g} min")
             t0 = time.monotonic()
             changed = False
@@ -200,6 +190,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 daemon.wait()
+            daemon_log.close()
     caught_up = next((s.at for s in samples if s.polled_once >= args.sources), None)
     steady = [s for s in samples if caught_up is not None and s.at > caught_up]
     last = samples[-1]

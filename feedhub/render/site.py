@@ -222,40 +222,42 @@ def _trimmed(spec: FeedSpec, entries: Sequence[StoredEntry]) -> FeedSpec:
 RENDER_AHEAD = 4
 
 _Job = tuple[str, Callable[[], bytes]]
+#: What :func:`~feedhub.model.packed` gives: the ETag, and the gzip (``None``: already stored).
+_Packed = tuple[str, bytes | None]
 
 
 async def _rendered(jobs: AsyncIterator[_Job], workers: Workers | None,
                     known: Mapping[str, str]) -> AsyncGenerator[Document, None]:
     """The documents ``jobs`` render whose ETag is not the ``known`` one of their path, in
     order; with ``workers``, a few at once."""
-    if workers is None:
-        async for path, job in jobs:
-            etag, gzipped = packed(job, known.get(path))
-            if gzipped is not None:
-                yield _document(path, etag, gzipped)
-        return
-    pending: deque[tuple[str, asyncio.Future[tuple[str, bytes | None]]]] = deque()
+    run = workers.run if workers is not None else _inline
+    ahead = RENDER_AHEAD if workers is not None else 1
+    pending: deque[tuple[str, asyncio.Future[_Packed]]] = deque()
     try:
         async for path, job in jobs:
-            pending.append((path, asyncio.ensure_future(
-                workers.run(partial(packed, job, known.get(path))))))
-            if len(pending) >= RENDER_AHEAD:
-                done, result = pending.popleft()
-                etag, gzipped = await result
-                if gzipped is not None:
-                    yield _document(done, etag, gzipped)
+            pending.append((path, asyncio.ensure_future(run(partial(packed, job, known.get(path))))))
+            if len(pending) >= ahead and (doc := await _next_changed(pending)) is not None:
+                yield doc
         while pending:
-            done, result = pending.popleft()
-            etag, gzipped = await result
-            if gzipped is not None:
-                yield _document(done, etag, gzipped)
+            if (doc := await _next_changed(pending)) is not None:
+                yield doc
     finally:
         for _, body in pending:
             body.cancel()
         await asyncio.gather(*(body for _, body in pending), return_exceptions=True)
 
 
+async def _inline(job: Callable[[], _Packed]) -> _Packed:
+    """``job()`` here, in the event loop (no workers: a test or a one-off render)."""
+    return job()
 
+
+async def _next_changed(pending: deque[tuple[str, asyncio.Future[_Packed]]]
+                        ) -> Document | None:
+    """The first pending document, or ``None`` when its bytes were already stored."""
+    path, result = pending.popleft()
+    etag, gzipped = await result
+    return None if gzipped is None else _document(path, etag, gzipped)
 
 
 async def _pages(store: Store, config: Config, infos: dict[str, SourceInfo],
