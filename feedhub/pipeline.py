@@ -245,21 +245,32 @@ async def poll_sources(deps: Deps, sources: Sequence[Source], *, force: bool = F
     """Poll several sources concurrently (bounded by the fetcher's limits), in order.
 
     ``on_done`` is called with each outcome as soon as its source is done (for progress).
-    At most :data:`POLLS_IN_FLIGHT` sources are between fetch and store at once, so
-    bodies waiting for a parser never pile up in memory, however many sources.
+    :data:`POLLS_IN_FLIGHT` pollers take the sources in turn, so bodies waiting for a
+    parser never pile up in memory and no task exists per source, however many sources.
     """
     states = {s.url: s for s in await deps.store.source_states()}  # one query, not one each
-    room = asyncio.Semaphore(POLLS_IN_FLIGHT)
+    outcomes: list[PollOutcome | None] = [None] * len(sources)
+    turns = iter(enumerate(sources))
 
-    async def one(source: Source) -> PollOutcome:
-        async with room:
+    async def poller() -> None:
+        # The iterator is shared: each source goes to the first poller free.
+        for i, source in turns:
             outcome = await poll_source(deps, source, force=force,
                                         state=states.get(source.url) or SourceState(url=source.url))
-        if on_done is not None:
-            on_done(outcome)
-        return outcome
+            outcomes[i] = outcome
+            if on_done is not None:
+                on_done(outcome)
 
-    return list(await asyncio.gather(*(one(s) for s in sources)))
+    pollers = [asyncio.create_task(poller()) for _ in range(min(POLLS_IN_FLIGHT, len(sources)))]
+    try:
+        await asyncio.gather(*pollers)
+    except BaseException:
+        # A store failure (or a stop) ends the other pollers too, and is raised as is.
+        for task in pollers:
+            task.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
+        raise
+    return [o for o in outcomes if o is not None]
 
 
 def changed_categories(config: Config, outcomes: Iterable[PollOutcome]) -> set[str]:

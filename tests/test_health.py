@@ -14,7 +14,7 @@ import pytest
 
 from feedhub.health import QUIET_KINDS, quiet_changes, state_change, status_class
 from feedhub.model import SourceState
-from feedhub.store import Store
+from feedhub.store import Store, sql
 from feedhub.store.base import SourceEvent
 from tests.conftest import SourceSpec, fixture_route, run_cli
 from tests.feedserver import FeedServer, Route
@@ -180,3 +180,16 @@ async def test_quiet_events_in_both_stores(store: Store) -> None:
     last = await store.last_events(QUIET_KINDS)
     assert list(last) == [a] and last[a].kind == "resumed" and last[a].at == T0 + HOUR
     assert [e.kind for e in await store.source_events(10)] == ["failing", "resumed", "quiet"]
+
+
+async def test_entry_times_are_read_in_chunks_in_both_stores(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk edges lose no row and split no source's list (3 rows per chunk here)."""
+    monkeypatch.setattr(sql, "TIMES_CHUNK", 3)
+    urls = [f"http://127.0.0.1:9/{n}.xml" for n in range(4)]
+    for n, url in enumerate(urls):
+        await store.save_poll(SourceState(url=url), [
+            entry(url, f"k{i}", published=T0 - i * HOUR) for i in range(n + 2)], T0)
+    times = await store.entry_times(4)
+    assert times == {url: [(T0 - i * HOUR, T0) for i in range(min(n + 2, 4))]
+                     for n, url in enumerate(urls)}

@@ -51,3 +51,15 @@ def ranked(columns: str) -> str:
     """``columns`` of every entry with ``n``, its rank in its source (1: the newest)."""
     return (f"SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY source_url "
             f"ORDER BY published DESC, id DESC) AS n FROM entries")
+
+
+#: Rows of :func:`entry_times` read at once: memory stays bounded (all 200,000 rows of
+#: 10,000 sources at once are ~90 MB of row objects) in few round trips.
+TIMES_CHUNK = 4096
+
+
+def entry_times(mark: str) -> str:
+    """Each source's newest ``mark`` entries as (source_url, published, first_seen)."""
+    return f"""SELECT source_url, published, first_seen
+               FROM ({ranked('source_url, published, first_seen')}) ranked
+               WHERE n <= {mark} ORDER BY source_url, published DESC"""

@@ -24,6 +24,7 @@ _PICK_ENTRIES = f"""
     SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id ORDER BY {{outer}}"""
 _LATEST_SQL = _PICK_ENTRIES.format(order="e.published DESC, e.id DESC",
                                    outer="picked.published DESC, picked.id DESC")
+_ENTRY_TIMES_SQL = sql.entry_times("%s")
 # Every id of an archive, in order: paging through it is then a slice of one list read
 # once per render, not an OFFSET that re-checks every earlier entry for each page.
 _ARCHIVE_IDS_SQL = f"""
@@ -74,15 +75,14 @@ class EntriesMixin(PostgresBase):
         return SaveResult(new=len(fresh), updated=len(changed))
 
     async def entry_times(self, per_source: int) -> dict[str, list[tuple[datetime, datetime]]]:
-        rows = await self._rows(
-            "read entry dates",
-            f"""SELECT source_url, published, first_seen
-                FROM ({sql.ranked('source_url, published, first_seen')}) ranked
-                WHERE n <= %s ORDER BY source_url, published DESC""", (per_source,))
         times: dict[str, list[tuple[datetime, datetime]]] = {}
-        for row in rows:
-            times.setdefault(row["source_url"], []).append(
-                (ROWS.instant(row["published"]), ROWS.instant(row["first_seen"])))
+        async with self._transaction("read entry dates") as conn, \
+                conn.cursor(name="entry_times") as cur:
+            cur.itersize = sql.TIMES_CHUNK  # a server-side cursor: the rows come in chunks
+            await cur.execute(_ENTRY_TIMES_SQL, (per_source,))
+            async for row in cur:
+                times.setdefault(row["source_url"], []).append(
+                    (ROWS.instant(row["published"]), ROWS.instant(row["first_seen"])))
         return times
 
     async def latest_entries(self, source_urls: Iterable[str], limit: int,

@@ -32,6 +32,7 @@ _LATEST_SQL = f"""
         ORDER BY e.published DESC, e.id DESC LIMIT ? OFFSET ?)
     SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id
     ORDER BY picked.published DESC, picked.id DESC"""
+_ENTRY_TIMES_SQL = sql.entry_times("?")
 # Every id of an archive, in order: paging through it is then a slice, not an OFFSET
 # that re-checks every earlier entry (rendering N pages was O(N²)).
 _ARCHIVE_IDS_SQL = f"""
@@ -109,13 +110,12 @@ class EntriesMixin(SQLiteBase):
 
     async def entry_times(self, per_source: int) -> dict[str, list[tuple[datetime, datetime]]]:
         times: dict[str, list[tuple[datetime, datetime]]] = {}
-        async with self._errors("read entry dates"), self._db.execute(
-                f"""SELECT source_url, published, first_seen
-                    FROM ({sql.ranked('source_url, published, first_seen')}) ranked
-                    WHERE n <= ? ORDER BY source_url, published DESC""", (per_source,)) as cur:
-            # All at once: iterating fetches 64 rows per round trip to the database thread.
-            for row in await cur.fetchall():
-                times.setdefault(row[0], []).append((ROWS.instant(row[1]), ROWS.instant(row[2])))
+        async with self._errors("read entry dates"), \
+                self._db.execute(_ENTRY_TIMES_SQL, (per_source,)) as cur:
+            while rows := await cur.fetchmany(sql.TIMES_CHUNK):
+                for row in rows:
+                    times.setdefault(row[0], []).append(
+                        (ROWS.instant(row[1]), ROWS.instant(row[2])))
         return times
 
     async def latest_entries(self, source_urls: Iterable[str], limit: int,
