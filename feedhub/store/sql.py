@@ -59,7 +59,8 @@ TIMES_CHUNK = 4096
 
 
 def entry_times(mark: str) -> str:
-    """Each source's newest ``mark`` entries as (source_url, published, first_seen)."""
+    """(source_url, published, first_seen) of each source's newest entries, newest first;
+    ``mark``: the placeholder of how many per source."""
     return f"""SELECT source_url, published, first_seen
                FROM ({ranked('source_url, published, first_seen')}) ranked
                WHERE n <= {mark} ORDER BY source_url, published DESC"""
