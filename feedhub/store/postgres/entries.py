@@ -16,15 +16,13 @@ from feedhub.store.base import EntryRecord, SaveResult
 from feedhub.store.postgres.connection import ROWS, Connection, PostgresBase, arrays
 from feedhub.store.rows import one_per_link
 
-_PICK_ENTRIES = f"""
+_LATEST_SQL = f"""
     WITH picked AS (
         SELECT e.id, e.published FROM entries e
         WHERE e.source_url = ANY(%(urls)s) AND {sql.first_copy("= ANY(%(urls)s)")}
-        ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s)
-    SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id ORDER BY {{outer}}"""
-_LATEST_SQL = _PICK_ENTRIES.format(order="e.published DESC, e.id DESC",
-                                   outer="picked.published DESC, picked.id DESC")
-_ENTRY_TIMES_SQL = sql.entry_times("%s")
+        ORDER BY e.published DESC, e.id DESC LIMIT %(limit)s OFFSET %(offset)s)
+    SELECT entries.* FROM picked JOIN entries ON entries.id = picked.id
+    ORDER BY picked.published DESC, picked.id DESC"""
 # Every id of an archive, in order: paging through it is then a slice of one list read
 # once per render, not an OFFSET that re-checks every earlier entry for each page.
 _ARCHIVE_IDS_SQL = f"""
@@ -34,6 +32,7 @@ _ARCHIVE_IDS_SQL = f"""
 # neither how many sources are chosen nor the limit, and sorts every chosen entry where
 # the plan for the actual values walks entries_newest and stops at the limit (3-4x
 # slower for all sources; more while the table grows).
+_ENTRY_TIMES_SQL = sql.entry_times("%s")
 
 # Entries go in as one statement of parallel arrays, in order (storage order = id order).
 _INSERT_ENTRIES = f"""
@@ -87,7 +86,12 @@ class EntriesMixin(PostgresBase):
 
     async def latest_entries(self, source_urls: Iterable[str], limit: int,
                              offset: int = 0) -> list[StoredEntry]:
-        return await self._picked("read entries", _LATEST_SQL, source_urls, limit, offset)
+        urls = list(source_urls)
+        if not urls or limit <= 0:
+            return []
+        rows = await self._rows("read entries", _LATEST_SQL,
+                                {"urls": urls, "limit": limit, "offset": offset}, prepare=False)
+        return [ROWS.entry(row) for row in rows]
 
     async def archive_ids(self, source_urls: Iterable[str]) -> Sequence[int]:
         urls = list(source_urls)
@@ -102,16 +106,6 @@ class EntriesMixin(PostgresBase):
             return []
         rows = await self._rows("read archived entries",
                                 "SELECT * FROM entries WHERE id = ANY(%s) ORDER BY id", (list(ids),))
-        return [ROWS.entry(row) for row in rows]
-
-    async def _picked(self, doing: str, query: str, source_urls: Iterable[str], limit: int,
-                      offset: int) -> list[StoredEntry]:
-        """A page of :data:`_PICK_ENTRIES` in one of its orders."""
-        urls = list(source_urls)
-        if not urls or limit <= 0:
-            return []
-        rows = await self._rows(doing, query, {"urls": urls, "limit": limit, "offset": offset},
-                                prepare=False)
         return [ROWS.entry(row) for row in rows]
 
     async def search(self, query: Query, source_urls: Iterable[str], *,
